@@ -1,0 +1,10 @@
+"""The `dataplatform` command line. Each sibling module registers the commands of one area."""
+
+from __future__ import annotations
+
+from dataplatform.cli import definitions  # noqa: F401  (registers commands)
+from dataplatform.cli.app import app
+
+
+def main() -> None:
+    app()
