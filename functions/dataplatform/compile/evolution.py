@@ -87,6 +87,9 @@ SUBJECT_CHANGED = "subject_changed"
 WAREHOUSE_TYPE_CHANGED = "warehouse_type_changed"
 PARTITIONING_CHANGED = "partitioning_changed"
 
+_ACCEPTED_AS = frozenset({("INT64", "FLOAT64")})
+"""(old, new) type pairs whose old values the payload validator still accepts (ints are valid FLOAT64)."""
+
 _KEY = re.compile(r"^(?P<name>.+)_v(?P<version>\d+)$")
 
 
@@ -398,10 +401,15 @@ def _field_changes(
     """Changes of one field present on both sides (`old_path` differs from `path` after a rename)."""
     out: list[Change] = []
     if old.type != new.type:
+        producers = (
+            f"producers' values still validate as {new.type}, but"
+            if (old.type, new.type) in _ACCEPTED_AS
+            else f"producers' {old.type} values fail validation as {new.type}, and"
+        )
         out.append(Change(
             key, path, TYPE_CHANGED, "breaking", f"type changed {old.type} → {new.type}",
-            f"the table column and readers' queries expect {old.type}, and values producers send "
-            f"today may not validate as {new.type}",
+            f"{producers} the table column, the clean topic's Avro schema and readers' queries "
+            f"expect {old.type}",
         ))
     if old.repeated != new.repeated:
         what = "made repeated (array)" if new.repeated else "no longer repeated"
