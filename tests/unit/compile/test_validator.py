@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from datetime import date, datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any, Callable
 
 import pytest
@@ -107,6 +108,10 @@ def test_int64_bounds_are_inclusive(track: PayloadValidator) -> None:
 def test_parse_helpers_use_the_validator_rules() -> None:
     assert parse_timestamp("2024-05-01T14:00:00+02:00") == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
     assert parse_date("2024-02-29") == date(2024, 2, 29)
+    for bad, parse in ((f"{SECRET}T00:00:00", parse_timestamp), ("2024-05-01T12:00:00", parse_timestamp), (SECRET, parse_date)):
+        with pytest.raises(ValueError) as info:
+            parse(bad)
+        assert SECRET not in str(info.value)
 
 
 # --------------------------------------------------------------------------- violations
@@ -294,7 +299,14 @@ def test_int64_overflow(track: PayloadValidator, value: int) -> None:
 
 @pytest.mark.parametrize(
     ("payload", "got"),
-    [([SECRET], "an array"), (SECRET, "a string"), (None, "null"), (SECRET_INT, "an integer"), (b"{}", "a Python bytes")],
+    [
+        ([SECRET], "an array"),
+        (SECRET, "a string"),
+        (None, "null"),
+        (SECRET_INT, "an integer"),
+        (b"{}", "a Python bytes"),
+        (MappingProxyType({"track_id": SECRET}), "a Python mappingproxy"),
+    ],
 )
 def test_non_object_payload(track: PayloadValidator, payload: object, got: str) -> None:
     exc = _violation(track, payload)
