@@ -11,17 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from dataplatform.definitions import messages
 from dataplatform.definitions.models import Endpoint, EventSchema
-from dataplatform.definitions.yaml_lines import Loc, YamlSyntaxError, line_of, load_with_lines
+from dataplatform.definitions.repair import Salvage, salvage
+from dataplatform.definitions.yaml_lines import DuplicateKey, Loc, YamlSyntaxError, line_of, load_with_lines
 from dataplatform.errors import PlatformError
 
 SCHEMAS_DIR = "schemas"
 WORKFLOWS_DIR = "workflows"
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 @dataclass(frozen=True, order=True)
@@ -115,38 +118,144 @@ def load_catalog(root: str | Path = ".") -> Catalog:
     schemas: list[EventSchema] = []
     endpoints: list[Endpoint] = []
     sources: dict[str, Source] = {}
+    pending = checks.Pending()
 
     for path in sorted((root / SCHEMAS_DIR).glob("*.yaml")):
-        parsed = _parse(root, path, EventSchema, {}, errors)
-        if parsed:
-            schema, source = parsed
-            errors += checks.check_file_name(schema, path, source)
-            schemas.append(schema)
-            sources.setdefault(schema.key, source)
+        rel = _rel(root, path)
+        parsed = _parse(rel, _read(path, rel, errors), EventSchema, errors, path.stem)
+        if parsed.model is None:
+            salvaged = _salvaged(parsed, path, errors)
+            pending.schemas.append(checks.BrokenSchema.guess(parsed.data, path.stem, salvaged))
+            continue
+        errors += checks.check_file_name(parsed.model, path, parsed.source)
+        schemas.append(parsed.model)
+        sources.setdefault(parsed.model.key, parsed.source)
 
     for path in sorted((root / WORKFLOWS_DIR).glob("*.yaml")):
         rel = _rel(root, path)
         sql_path = path.with_suffix(".sql")
-        extra: dict[str, Any] = {}
-        if sql_path.exists():
-            extra["sql"] = sql_path.read_text()
-        else:
-            errors.append(
-                DefinitionError(rel, 1, f"missing SQL file {_rel(root, sql_path)} next to it")
+        sql = _read(sql_path, _rel(root, sql_path), errors) if sql_path.exists() else None
+        if sql is None and not sql_path.exists():
+            errors.append(DefinitionError(rel, 1, f"missing SQL file {_rel(root, sql_path)} next to it"))
+        # Without its SQL the YAML is still checked, against a stand-in query.
+        parsed = _parse(
+            rel, _read(path, rel, errors), Endpoint, errors, path.stem, sql="SELECT 1" if sql is None else sql
+        )
+        if parsed.model is None or sql is None:
+            salvaged = _salvaged(parsed, path, errors) if sql is not None else None
+            pending.endpoints.append(
+                checks.BrokenEndpoint.guess(parsed.data, path.stem, _rel(root, sql_path), sql, salvaged)
             )
-            extra["sql"] = "SELECT 1"  # keep checking the YAML itself
-        parsed = _parse(root, path, Endpoint, extra, errors)
-        if parsed and sql_path.exists():
-            endpoint, source = parsed
-            errors += checks.check_file_name(endpoint, path, source)
-            endpoints.append(endpoint)
-            sources.setdefault(endpoint.name, source)
+            continue
+        errors += checks.check_file_name(parsed.model, path, parsed.source)
+        endpoints.append(parsed.model)
+        sources.setdefault(parsed.model.name, parsed.source)
+
+    for path in sorted((root / WORKFLOWS_DIR).glob("*.sql")):
+        if not path.with_suffix(".yaml").exists():
+            errors.append(
+                DefinitionError(
+                    _rel(root, path), 1,
+                    f"SQL file without a definition: add {_rel(root, path.with_suffix('.yaml'))} "
+                    "(name, owner, schedule, ...) or remove it",
+                )
+            )
 
     catalog = Catalog(root, tuple(schemas), tuple(endpoints), sources)
-    errors += checks.check_catalog(catalog)
+    errors += checks.check_catalog(catalog, pending)
     if errors:
         raise DefinitionErrors(errors)
     return catalog
+
+
+def parse_definition(
+    rel: str,
+    text: str | None,
+    model: type[_M],
+    errors: list[DefinitionError],
+    *,
+    sql: str | None = None,
+) -> tuple[_M | None, Source, Any]:
+    """One definition file's text → (model or None, its Source, the raw YAML data).
+
+    Appends every shape problem of the file to `errors` as `rel:line: message` (the
+    cross-checks of `definitions.checks` are separate). `sql` is the text of an
+    endpoint's `.sql` file, merged in as its `sql` key.
+    """
+    parsed = _parse(rel, text, model, errors, Path(rel).stem, sql=sql)
+    return parsed.model, parsed.source, parsed.data
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    model: Any
+    source: Source
+    data: Any
+    salvage: Salvage | None = None
+    reported: frozenset[int] = frozenset()
+
+
+def _parse(
+    rel: str, text: str | None, model: type[BaseModel], errors: list[DefinitionError], stem: str, *, sql: str | None = None
+) -> _Parsed:
+    source = Source(rel, {(): 1})
+    if text is None:
+        return _Parsed(None, source, None)
+    duplicates: list[DuplicateKey] = []
+    try:
+        data, lines = load_with_lines(text, duplicates)
+    except YamlSyntaxError as exc:
+        errors.append(DefinitionError(rel, exc.line, str(exc)))
+        return _Parsed(None, source, None)
+    source = Source(rel, lines)
+    for dup in duplicates:
+        errors.append(
+            DefinitionError(
+                rel, dup.line,
+                f"{messages.format_loc(dup.loc)!r} is given twice (first on line {dup.first_line}); keep one",
+            )
+        )
+    if not isinstance(data, dict):
+        errors.append(DefinitionError(rel, 1, "expected a mapping of keys (name:, owner:, ...)"))
+        return _Parsed(None, source, data)
+    extra: dict[str, Any] = {}
+    if sql is not None:
+        extra["sql"] = sql
+        if "sql" in data:
+            errors.append(source.error(("sql",), f"put the SQL in {Path(rel).with_suffix('.sql').as_posix()}, not in the YAML"))
+            data = {k: v for k, v in data.items() if k != "sql"}
+    try:
+        return _Parsed(model.model_validate({**data, **extra}), source, data)
+    except ValidationError as exc:
+        found = [source.error(loc, message) for loc, message in messages.describe_errors(exc.errors(), model)]
+        errors += found
+        return _Parsed(
+            None, source, data,
+            salvage(data, lines, exc.errors(), model, stem, extra),
+            frozenset(e.line for e in found),
+        )
+
+
+def _salvaged(parsed: _Parsed, path: Path, errors: list[DefinitionError]) -> Any:
+    """The repaired model of a file that did not load, with its file-name check (see repair)."""
+    from dataplatform.definitions import checks
+
+    if parsed.salvage is None:
+        return None
+    source = Source(parsed.source.path, parsed.salvage.lines)
+    salvaged = checks.Salvaged(parsed.salvage.model, source, parsed.reported)
+    later = [source.error(loc, message) for loc, message in parsed.salvage.later]
+    errors += salvaged.keep([*later, *checks.check_file_name(salvaged.model, path, source)])
+    return salvaged
+
+
+def _read(path: Path, rel: str, errors: list[DefinitionError]) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        errors.append(DefinitionError(rel, line, "not UTF-8 text; save the file as UTF-8"))
+        return None
 
 
 def _rel(root: Path, path: Path) -> str:
@@ -154,32 +263,3 @@ def _rel(root: Path, path: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def _parse(
-    root: Path,
-    path: Path,
-    model: type[BaseModel],
-    extra: dict[str, Any],
-    errors: list[DefinitionError],
-) -> tuple[Any, Source] | None:
-    rel = _rel(root, path)
-    try:
-        data, lines = load_with_lines(path.read_text())
-    except YamlSyntaxError as exc:
-        errors.append(DefinitionError(rel, exc.line, str(exc)))
-        return None
-    source = Source(rel, lines)
-    if not isinstance(data, dict):
-        errors.append(DefinitionError(rel, 1, "expected a mapping of keys (name:, owner:, ...)"))
-        return None
-    if "sql" in data and "sql" in extra:
-        errors.append(source.error(("sql",), f"put the SQL in {Path(rel).with_suffix('.sql')}, not in the YAML"))
-        data = {k: v for k, v in data.items() if k != "sql"}
-    try:
-        return model.model_validate({**data, **extra}), source
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = messages.data_loc(err["loc"], data)
-            errors.append(source.error(loc, messages.describe(err, loc, model)))
-        return None

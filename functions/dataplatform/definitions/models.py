@@ -39,6 +39,8 @@ def parse_duration(value: object) -> object:
         match = _DURATION.match(value.strip())
         if not match:
             raise ValueError(f"duration {value!r} must look like 30m, 2h or 3d")
+        if int(match.group(1)) == 0:
+            raise ValueError(f"duration {value!r} must be longer than zero")
         return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     return value
 
