@@ -1,0 +1,151 @@
+CREATE TABLE IF NOT EXISTS "events"."ad_impression_v1" (
+  "event_id" TEXT NOT NULL,
+  "event_time" TIMESTAMPTZ NOT NULL,
+  "received_at" TIMESTAMPTZ NOT NULL,
+  "schema_version" BIGINT NOT NULL,
+  "user_pseudonym" TEXT NOT NULL,
+  "impression_id" TEXT NOT NULL,
+  "ad_id" TEXT NOT NULL,
+  "campaign_id" TEXT NOT NULL,
+  "advertiser_id" TEXT NOT NULL,
+  "placement" TEXT NOT NULL,
+  "categories" TEXT[],
+  "revenue_micros" BIGINT NOT NULL,
+  "currency" TEXT NOT NULL,
+  "duration_ms" BIGINT,
+  "clicked" BOOLEAN,
+  "context" STRUCT("device" STRUCT("id" TEXT, "os" TEXT), "ip" TEXT, "country" TEXT) NOT NULL,
+  "message_id" TEXT,
+  "publish_time" TIMESTAMPTZ,
+  "subscription_name" TEXT,
+  "attributes" TEXT
+);
+
+CREATE TABLE IF NOT EXISTS "events"."app_session_started_v1" (
+  "event_id" TEXT NOT NULL,
+  "event_time" TIMESTAMPTZ NOT NULL,
+  "received_at" TIMESTAMPTZ NOT NULL,
+  "schema_version" BIGINT NOT NULL,
+  "user_pseudonym" TEXT NOT NULL,
+  "session_id" TEXT NOT NULL,
+  "app_version" TEXT NOT NULL,
+  "cold_start" BOOLEAN,
+  "network" TEXT,
+  "device" STRUCT("id" BLOB, "os" TEXT, "os_version" TEXT, "model" TEXT) NOT NULL,
+  "ip" TEXT,
+  "location" STRUCT("lat" BLOB, "lon" BLOB, "city" TEXT, "country" TEXT),
+  "message_id" TEXT,
+  "publish_time" TIMESTAMPTZ,
+  "subscription_name" TEXT,
+  "attributes" TEXT
+);
+
+CREATE TABLE IF NOT EXISTS "events"."playlist_modified_v1" (
+  "event_id" TEXT NOT NULL,
+  "event_time" TIMESTAMPTZ NOT NULL,
+  "received_at" TIMESTAMPTZ NOT NULL,
+  "schema_version" BIGINT NOT NULL,
+  "user_pseudonym" TEXT NOT NULL,
+  "playlist_id" TEXT NOT NULL,
+  "action" TEXT NOT NULL,
+  "playlist_name" BLOB,
+  "track_ids" TEXT[],
+  "track_count_after" BIGINT,
+  "collaborative" BOOLEAN,
+  "public" BOOLEAN,
+  "client" STRUCT("os" TEXT, "app_version" TEXT),
+  "message_id" TEXT,
+  "publish_time" TIMESTAMPTZ,
+  "subscription_name" TEXT,
+  "attributes" TEXT
+);
+
+CREATE TABLE IF NOT EXISTS "events"."search_performed_v1" (
+  "event_id" TEXT NOT NULL,
+  "event_time" TIMESTAMPTZ NOT NULL,
+  "received_at" TIMESTAMPTZ NOT NULL,
+  "schema_version" BIGINT NOT NULL,
+  "user_pseudonym" TEXT NOT NULL,
+  "search_id" TEXT NOT NULL,
+  "query" BLOB,
+  "query_length" BIGINT NOT NULL,
+  "filter" TEXT,
+  "results" STRUCT("position" BIGINT, "item_type" TEXT, "item_id" TEXT, "score" DOUBLE)[],
+  "clicked_position" BIGINT,
+  "latency_ms" BIGINT,
+  "context" STRUCT("device" STRUCT("id" TEXT, "os" TEXT), "ip" TEXT, "country" TEXT) NOT NULL,
+  "message_id" TEXT,
+  "publish_time" TIMESTAMPTZ,
+  "subscription_name" TEXT,
+  "attributes" TEXT
+);
+
+CREATE TABLE IF NOT EXISTS "events"."subscription_changed_v1" (
+  "event_id" TEXT NOT NULL,
+  "event_time" TIMESTAMPTZ NOT NULL,
+  "received_at" TIMESTAMPTZ NOT NULL,
+  "schema_version" BIGINT NOT NULL,
+  "user_pseudonym" TEXT NOT NULL,
+  "change_type" TEXT NOT NULL,
+  "previous_plan" TEXT,
+  "new_plan" TEXT NOT NULL,
+  "price_micros" BIGINT,
+  "currency" TEXT,
+  "payment" STRUCT("method" TEXT, "billing_postcode" BLOB),
+  "cancel_reason" TEXT,
+  "message_id" TEXT,
+  "publish_time" TIMESTAMPTZ,
+  "subscription_name" TEXT,
+  "attributes" TEXT
+);
+
+CREATE TABLE IF NOT EXISTS "events"."track_played_v1" (
+  "event_id" TEXT NOT NULL,
+  "event_time" TIMESTAMPTZ NOT NULL,
+  "received_at" TIMESTAMPTZ NOT NULL,
+  "schema_version" BIGINT NOT NULL,
+  "user_pseudonym" TEXT NOT NULL,
+  "track_id" TEXT NOT NULL,
+  "artist_id" TEXT NOT NULL,
+  "album_id" TEXT,
+  "ms_played" BIGINT NOT NULL,
+  "track_duration_ms" BIGINT NOT NULL,
+  "reason_start" TEXT,
+  "reason_end" TEXT,
+  "skipped" BOOLEAN NOT NULL,
+  "shuffle" BOOLEAN,
+  "offline" BOOLEAN,
+  "source" STRUCT("type" TEXT, "id" TEXT),
+  "context" STRUCT(
+    "device" STRUCT("id" TEXT, "os" TEXT, "model" TEXT, "app_version" TEXT),
+    "ip" TEXT,
+    "country" TEXT,
+    "location" STRUCT("lat" BLOB, "lon" BLOB, "accuracy_m" DOUBLE, "city" TEXT)
+  ) NOT NULL,
+  "message_id" TEXT,
+  "publish_time" TIMESTAMPTZ,
+  "subscription_name" TEXT,
+  "attributes" TEXT
+);
+
+CREATE TABLE IF NOT EXISTS "events"."user_registered_v1" (
+  "event_id" TEXT NOT NULL,
+  "event_time" TIMESTAMPTZ NOT NULL,
+  "received_at" TIMESTAMPTZ NOT NULL,
+  "schema_version" BIGINT NOT NULL,
+  "user_pseudonym" TEXT NOT NULL,
+  "email" BLOB,
+  "display_name" BLOB,
+  "birth_date" BLOB,
+  "birth_year" BIGINT,
+  "gender" TEXT,
+  "country" TEXT NOT NULL,
+  "signup_method" TEXT NOT NULL,
+  "referral" STRUCT("channel" TEXT, "campaign" TEXT, "referrer_user_id" TEXT),
+  "marketing_opt_in" BOOLEAN NOT NULL,
+  "ip" TEXT,
+  "message_id" TEXT,
+  "publish_time" TIMESTAMPTZ,
+  "subscription_name" TEXT,
+  "attributes" TEXT
+);
