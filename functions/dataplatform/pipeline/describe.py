@@ -11,6 +11,7 @@ colour with rich.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -173,7 +174,7 @@ def _describe_endpoint(
     )
 
 
-def _related(graph: TableGraph, edges: Any, start: str) -> tuple[Related, ...]:
+def _related(graph: TableGraph, edges: Mapping[str, tuple[str, ...]], start: str) -> tuple[Related, ...]:
     """Breadth first: direct neighbours first (in graph order), then transitive ones."""
     out: list[Related] = []
     seen = {start}

@@ -153,8 +153,13 @@ def lineage(catalog: Catalog, name: str, *, columns: bool = False) -> LineageTre
 
 def column_sources(endpoint: Endpoint, catalog: Catalog) -> Mapping[str, tuple[str, ...]]:
     """Output column → its upstream columns, from `compile.lineage.column_lineage`."""
-    from dataplatform.compile.lineage import column_lineage  # the column-lineage compiler
-
+    try:
+        from dataplatform.compile.lineage import column_lineage  # the column-lineage compiler
+    except ImportError:
+        raise PlatformError(
+            "column-level lineage is not available: dataplatform.compile.lineage is not installed "
+            "with this version; run lineage without columns"
+        ) from None
     found = column_lineage(endpoint, catalog)
     return MappingProxyType({column: tuple(sources) for column, sources in found.items()})
 

@@ -21,13 +21,9 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import ValidationError
-
 from dataplatform.compile.evolution import EVENT_REMOVED, Change, EvolutionReport, diff_catalogs
-from dataplatform.definitions import messages
-from dataplatform.definitions.loader import SCHEMAS_DIR, DefinitionError, Source, load_catalog
+from dataplatform.definitions.loader import SCHEMAS_DIR, DefinitionError, load_catalog, parse_definition
 from dataplatform.definitions.models import EventSchema
-from dataplatform.definitions.yaml_lines import YamlSyntaxError, load_with_lines
 from dataplatform.errors import PlatformError
 
 GIT_TIMEOUT_SECONDS = 60
@@ -88,25 +84,14 @@ def _is_schema_file(name: str, directory: str) -> bool:
 
 
 def _parse_schema(rel: str, data: bytes, errors: list[DefinitionError]) -> EventSchema | None:
+    """One schema file at the ref → its model, or None with the problems appended to `errors`."""
     try:
-        parsed, lines = load_with_lines(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        errors.append(DefinitionError(rel, 1, "not UTF-8 text"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        errors.append(DefinitionError(rel, data[: exc.start].count(b"\n") + 1, "not UTF-8 text"))
         return None
-    except YamlSyntaxError as exc:
-        errors.append(DefinitionError(rel, exc.line, str(exc)))
-        return None
-    source = Source(rel, lines)
-    if not isinstance(parsed, dict):
-        errors.append(DefinitionError(rel, 1, "expected a mapping of keys (name:, owner:, ...)"))
-        return None
-    try:
-        return EventSchema.model_validate(parsed)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = messages.data_loc(err["loc"], parsed)
-            errors.append(source.error(loc, messages.describe(err, loc, EventSchema)))
-        return None
+    schema, _source, _data = parse_definition(rel, text, EventSchema, errors)
+    return schema
 
 
 def _resolve(root: Path, ref: str) -> str:

@@ -268,3 +268,10 @@ def test_json_lists_changes_summary_and_exit_code(repo: Path) -> None:
     assert [c["path"] for c in data["breaking_without_bump"]] == ["ms_played"]
     assert data["instructions"][0].startswith("track_played_v1: undo its breaking changes")
     json.dumps(data)  # JSON-serializable as is
+
+
+def test_non_utf8_schema_at_the_ref_is_reported_with_its_line(repo: Path) -> None:
+    (repo / "schemas/ad_click.yaml").write_bytes(AD_CLICK.encode() + b"# caf\xe9\n")
+    commit(repo, "latin-1 comment")
+    with pytest.raises(PlatformError, match=r"HEAD:schemas/ad_click.yaml:12: not UTF-8 text"):
+        schemas_at_ref(repo, "HEAD")
