@@ -107,7 +107,9 @@ class CloudKms:
             exceptions.TooManyRequests,
             exceptions.RetryError,
         ) as exc:
-            raise TransientError(f"Cloud KMS {method} with {self._key_name} failed transiently ({type(exc).__name__}); retry") from exc
+            raise TransientError(
+                f"Cloud KMS {method} with {self._key_name} failed transiently ({type(exc).__name__}); retry"
+            ) from exc
         except exceptions.PermissionDenied:
             raise PlatformError(
                 f"Cloud KMS {method} with {self._key_name} was denied: grant the function's service "
@@ -125,6 +127,10 @@ class CloudKms:
                     "encrypted under another key (or another associated data); check that the "
                     "configured key is the one the platform material was bootstrapped with"
                 ) from None
-            raise PlatformError(f"Cloud KMS {method} with {self._key_name} rejected the request: {exc.message}") from None
+            raise PlatformError(
+                f"Cloud KMS {method} with {self._key_name} rejected the request: {exc.message}"
+            ) from None
         except exceptions.GoogleAPICallError as exc:
-            raise PlatformError(f"Cloud KMS {method} with {self._key_name} failed: {type(exc).__name__}: {exc.message}") from None
+            raise PlatformError(
+                f"Cloud KMS {method} with {self._key_name} failed: {type(exc).__name__}: {exc.message}"
+            ) from None

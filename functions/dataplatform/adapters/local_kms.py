@@ -80,7 +80,9 @@ class LocalKms:
         try:
             text = self._path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise PlatformError(f"cannot read the local KMS key file {self._path}: {exc.strerror}; check its permissions") from None
+            raise PlatformError(
+                f"cannot read the local KMS key file {self._path}: {exc.strerror}; check its permissions"
+            ) from None
         try:
             handle = json_proto_keyset_format.parse(text, secret_key_access.TOKEN)
             return handle.primitive(aead.Aead)

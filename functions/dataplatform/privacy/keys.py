@@ -164,7 +164,9 @@ class PlatformKeys:
         return cls(
             kms_key_uri=kms.key_uri,
             wrapped_wrapping_keyset=wrapped_wrapping,
-            wrapping=_parse_aead(kms.decrypt(wrapped_wrapping, _EMPTY_AAD), f"the wrapping keyset {WRAPPING_KEYSET_OBJECT!r}"),
+            wrapping=_parse_aead(
+                kms.decrypt(wrapped_wrapping, _EMPTY_AAD), f"the wrapping keyset {WRAPPING_KEYSET_OBJECT!r}"
+            ),
             quarantine=_parse_aead(
                 kms.decrypt(wrapped_quarantine, _EMPTY_AAD), f"the quarantine keyset {QUARANTINE_KEYSET_OBJECT!r}"
             ),

@@ -138,7 +138,9 @@ def decrypt_user_sql(schema: EventSchema, platform: PlatformKeys, record: UserKe
                 this=exp.Window(
                     this=exp.RowNumber(),
                     partition_by=[_ref(TABLE_ALIAS, "event_id")],
-                    order=exp.Order(expressions=[exp.Ordered(this=_ref(TABLE_ALIAS, "publish_time"), nulls_first=True)]),
+                    order=exp.Order(
+                        expressions=[exp.Ordered(this=_ref(TABLE_ALIAS, "publish_time"), nulls_first=True)]
+                    ),
                 ),
                 expression=exp.Literal.number(1),
             )

@@ -55,7 +55,9 @@ def mint(platform: PlatformKeys, record_id: str, now: datetime) -> UserKeys:
     record won a race.
     """
     if not record_id:
-        raise PlatformError("cannot mint user keys for an empty record id; derive it with PlatformKeys.record_id(user_id)")
+        raise PlatformError(
+            "cannot mint user keys for an empty record id; derive it with PlatformKeys.record_id(user_id)"
+        )
     if now.tzinfo is None:
         raise PlatformError("cannot mint user keys with a naive created_at time; pass a timezone-aware UTC datetime")
     return UserKeys(
@@ -115,4 +117,6 @@ def open_keys(platform: PlatformKeys, record: UserKeys) -> UserCrypto:
             f"the keysets of key record {record.record_id!r} are of the wrong kind (expected "
             "AES256_GCM and AES256_SIV); the record is damaged: restore the key store from a backup"
         ) from None
-    return UserCrypto(record_id=record.record_id, pseudonym=record.pseudonym, aead=primitive_aead, daead=primitive_daead)
+    return UserCrypto(
+        record_id=record.record_id, pseudonym=record.pseudonym, aead=primitive_aead, daead=primitive_daead
+    )

@@ -361,7 +361,8 @@ def _user_keyset_ids(platform: PlatformKeys, record: UserKeys) -> tuple[int, int
     assert record.aead_keyset and record.daead_keyset
     ids = []
     for wrapped in (record.aead_keyset, record.daead_keyset):
-        handle = proto_keyset_format.parse(platform.unwrap_user_keyset(wrapped, record.record_id), secret_key_access.TOKEN)
+        serialized = platform.unwrap_user_keyset(wrapped, record.record_id)
+        handle = proto_keyset_format.parse(serialized, secret_key_access.TOKEN)
         ids.append(handle.keyset_info().primary_key_id)
     return ids[0], ids[1]
 
@@ -415,7 +416,9 @@ def test_bigquery_can_decrypt_what_the_anonymizer_encrypts(
         user_aead.decrypt(lat, b"location.lon")  # the AAD is checked: a field path mix-up fails
 
 
-def test_another_users_keyset_does_not_decrypt(catalog: Any, kms: FakeCloudKms, platform: PlatformKeys, record: UserKeys) -> None:
+def test_another_users_keyset_does_not_decrypt(
+    catalog: Any, kms: FakeCloudKms, platform: PlatformKeys, record: UserKeys
+) -> None:
     bob = mint(platform, platform.record_id("bob"), NOW)
     keysets = _bigquery_declares(decrypt_user_sql(_schema(catalog, "user_registered"), platform, bob), kms)
     bob_aead = proto_keyset_format.parse(keysets["user_aead_keyset"], secret_key_access.TOKEN).primitive(aead.Aead)
