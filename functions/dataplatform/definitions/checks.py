@@ -204,7 +204,7 @@ def check_schema(schema: EventSchema, source: Source) -> list[DefinitionError]:
                 f"a table; use at most {MAX_PARTITIONS // 24} days or partitioning: DAY",
             )
         )
-    if schema.allowed_lateness.total_seconds() > schema.retention_days * 86400:
+    if not errors and schema.allowed_lateness.total_seconds() > schema.retention_days * 86400:
         errors.append(
             source.error(
                 ("allowed_lateness",),
@@ -276,13 +276,15 @@ def _check_fields(
     *,
     top_level: bool,
     in_repeated: bool,
+    prefix: str = "",
 ) -> list[DefinitionError]:
     errors: list[DefinitionError] = []
     seen: set[str] = set()
     for i, field in enumerate(fields):
         here = (*loc, i)
+        path = f"{prefix}{field.name}"
         if field.name in seen:
-            errors.append(source.error((*here, "name"), f"duplicate field name {field.name!r}"))
+            errors.append(source.error((*here, "name"), f"duplicate field name {path!r}"))
         seen.add(field.name)
         if top_level and field.name in RESERVED_COLUMNS:
             errors.append(
@@ -292,39 +294,46 @@ def _check_fields(
                 )
             )
         if field.type == "RECORD" and not field.fields:
-            errors.append(source.error((*here, "type"), f"RECORD field {field.name!r} needs a list of fields"))
+            errors.append(source.error((*here, "type"), f"RECORD field {path!r} needs a list of fields"))
         if field.type != "RECORD" and field.fields:
             errors.append(
-                source.error((*here, "fields"), f"field {field.name!r} of type {field.type} cannot have fields; use type: RECORD")
+                source.error((*here, "fields"), f"field {path!r} of type {field.type} cannot have fields; use type: RECORD")
             )
-        errors += _check_policy(field, here, source, in_repeated=in_repeated)
+        errors += _check_policy(field, path, here, source, in_repeated=in_repeated)
         if field.fields:
             errors += _check_fields(
-                field.fields, (*here, "fields"), source, top_level=False, in_repeated=in_repeated or field.repeated
+                field.fields,
+                (*here, "fields"),
+                source,
+                top_level=False,
+                in_repeated=in_repeated or field.repeated,
+                prefix=f"{path}.",
             )
     return errors
 
 
-def _check_policy(field: FieldDef, loc: tuple[str | int, ...], source: Source, *, in_repeated: bool) -> list[DefinitionError]:
+def _check_policy(
+    field: FieldDef, path: str, loc: tuple[str | int, ...], source: Source, *, in_repeated: bool
+) -> list[DefinitionError]:
     policy = field.privacy
     if policy in ("none", "drop"):
         return []
     where = (*loc, "privacy")
     if field.type == "RECORD":
-        return [source.error(where, f"privacy: {policy} cannot apply to RECORD field {field.name!r}; put it on the record's fields")]
+        return [source.error(where, f"privacy: {policy} cannot apply to RECORD field {path!r}; put it on the record's fields")]
     allowed = POLICY_TYPES[policy]
     if field.type not in allowed:
         return [
             source.error(
                 where,
-                f"privacy: {policy} cannot apply to {field.type} field {field.name!r}; "
+                f"privacy: {policy} cannot apply to {field.type} field {path!r}; "
                 f"it applies to {', '.join(sorted(allowed))}",
             )
         ]
     if policy == "user_id" and (field.repeated or in_repeated):
-        return [source.error(where, f"privacy: user_id field {field.name!r} cannot be repeated: an event has one subject")]
+        return [source.error(where, f"privacy: user_id field {path!r} cannot be repeated: an event has one subject")]
     if policy == "user_id" and not field.required:
-        return [source.error(where, f"privacy: user_id field {field.name!r} must be required: true")]
+        return [source.error(where, f"privacy: user_id field {path!r} must be required: true")]
     return []
 
 
@@ -341,14 +350,14 @@ def _check_duplicate_names(catalog: Catalog) -> list[DefinitionError]:
     for schema in catalog.schemas:
         source = catalog.source(schema.key)
         if schema.key in owners and owners[schema.key] != source.path:
-            errors.append(source.error(("name",), f"duplicate event type {schema.key!r}: also defined in {owners[schema.key]}"))
+            errors.append(source.error(("name",), f"duplicate event type {schema.key!r}: also defined in {owners[schema.key]}; rename or remove one"))
         owners.setdefault(schema.key, source.path)
         owners.setdefault(schema.name, source.path)
     for endpoint in catalog.endpoints:
         source = catalog.source(endpoint.name)
         if endpoint.name in owners and owners[endpoint.name] != source.path:
             errors.append(
-                source.error(("name",), f"duplicate name {endpoint.name!r}: also defined in {owners[endpoint.name]}")
+                source.error(("name",), f"duplicate name {endpoint.name!r}: also defined in {owners[endpoint.name]}; rename or remove one")
             )
         owners.setdefault(endpoint.name, source.path)
     return errors
@@ -411,7 +420,7 @@ def check_sql(
             errors.append(
                 DefinitionError(
                     sql_path, line,
-                    f"unknown query parameter @{parameter}{did_you_mean(parameter, QUERY_PARAMETERS)}; "
+                    f"unknown query parameter @{parameter}{_did_you_mean_parameter(parameter)}; "
                     "an endpoint's query gets @run_date (DATE) and @run_time (TIMESTAMP)",
                 )
             )
@@ -452,6 +461,10 @@ def syntax_message(exc: sqlc.SqlSyntaxError) -> str:
     """sqlglot's parse error without its internals (token reprs, class paths)."""
     text = _TOKEN.sub(lambda m: repr(m.group(1)), str(exc))
     return _REQUIRED.sub(lambda m: f"incomplete {m.group(1).upper()} clause", text)
+
+
+def _did_you_mean_parameter(name: str) -> str:
+    return did_you_mean(f"@{name}", [f"@{p}" for p in QUERY_PARAMETERS])
 
 
 def _bare(tables: dict[str, Any]) -> dict[str, str]:
@@ -589,7 +602,7 @@ def _check_assertion_sql(
             errors.append(
                 source.error(
                     loc,
-                    f"{where}: unknown query parameter @{parameter}{did_you_mean(parameter, QUERY_PARAMETERS)} "
+                    f"{where}: unknown query parameter @{parameter}{_did_you_mean_parameter(parameter)} "
                     f"(line {line} of the query); checks get @run_date and @run_time",
                 )
             )

@@ -128,8 +128,12 @@ def load_catalog(root: str | Path = ".") -> Catalog:
             pending.schemas.append(checks.BrokenSchema.guess(parsed.data, path.stem, salvaged))
             continue
         errors += checks.check_file_name(parsed.model, path, parsed.source)
+        if parsed.model.key in sources:
+            errors.append(_duplicate(f"event type {parsed.model.key!r}", parsed.source, sources[parsed.model.key]))
+            pending.schemas.append(checks.BrokenSchema.guess(parsed.data, path.stem, _as_salvaged(parsed)))
+            continue
         schemas.append(parsed.model)
-        sources.setdefault(parsed.model.key, parsed.source)
+        sources[parsed.model.key] = parsed.source
 
     for path in sorted((root / WORKFLOWS_DIR).glob("*.yaml")):
         rel = _rel(root, path)
@@ -148,6 +152,13 @@ def load_catalog(root: str | Path = ".") -> Catalog:
             )
             continue
         errors += checks.check_file_name(parsed.model, path, parsed.source)
+        taken = {**{s.name: sources[s.key] for s in schemas}, **sources}
+        if parsed.model.name in taken:
+            errors.append(_duplicate(f"name {parsed.model.name!r}", parsed.source, taken[parsed.model.name]))
+            pending.endpoints.append(
+                checks.BrokenEndpoint.guess(parsed.data, path.stem, _rel(root, sql_path), sql, _as_salvaged(parsed))
+            )
+            continue
         endpoints.append(parsed.model)
         sources.setdefault(parsed.model.name, parsed.source)
 
@@ -227,13 +238,25 @@ def _parse(
     try:
         return _Parsed(model.model_validate({**data, **extra}), source, data)
     except ValidationError as exc:
-        found = [source.error(loc, message) for loc, message in messages.describe_errors(exc.errors(), model)]
+        found = [source.error(loc, message) for loc, message in messages.describe_errors(exc.errors(), model, data)]
         errors += found
         return _Parsed(
             None, source, data,
             salvage(data, lines, exc.errors(), model, stem, extra),
             frozenset(e.line for e in found),
         )
+
+
+def _duplicate(what: str, source: Source, first: Source) -> DefinitionError:
+    """A second definition of a name: it stays out of the catalog, the first one is used."""
+    return source.error(("name",), f"duplicate {what}: also defined in {first.path}; rename or remove one")
+
+
+def _as_salvaged(parsed: _Parsed) -> Any:
+    """A duplicate that loaded: not in the catalog, but its own checks still run."""
+    from dataplatform.definitions import checks
+
+    return checks.Salvaged(parsed.model, parsed.source, frozenset())
 
 
 def _salvaged(parsed: _Parsed, path: Path, errors: list[DefinitionError]) -> Any:

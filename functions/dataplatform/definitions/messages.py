@@ -45,8 +45,31 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
-def _prefix(loc: Loc) -> str:
-    return f"{format_loc(loc)}: " if loc else ""
+def readable_loc(loc: Loc, data: Any = None) -> str:
+    """Like `format_loc`, but a field is named by its dotted path: `field 'context.ip' privacy`.
+
+    `fields[12].fields[1]` makes the reader count list items; the field's own name does
+    not. Falls back to indices where a name is missing or not a string.
+    """
+    names: list[str] = []
+    current = data
+    rest = loc
+    while len(rest) >= 2 and rest[0] == "fields" and isinstance(rest[1], int):
+        items = current.get("fields") if isinstance(current, dict) else None
+        item = items[rest[1]] if isinstance(items, list) and rest[1] < len(items) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            break
+        names.append(name)
+        current, rest = item, rest[2:]
+    if not names:
+        return format_loc(loc)
+    head = f"field {'.'.join(names)!r}"
+    return f"{head} {format_loc(rest)}" if rest else head
+
+
+def _prefix(loc: Loc, data: Any = None) -> str:
+    return f"{readable_loc(loc, data)}: " if loc else ""
 
 
 # --------------------------------------------------------------------------- locations
@@ -185,8 +208,13 @@ def _kind_of(value: Any) -> str:
     return "a string"
 
 
-def describe_errors(errors: Iterable[dict[str, Any]], model: type[BaseModel]) -> list[tuple[Loc, str]]:
-    """Pydantic's errors of one file → one (loc, message) per mistake, locs in the YAML data."""
+def describe_errors(
+    errors: Iterable[dict[str, Any]], model: type[BaseModel], data: Any = None
+) -> list[tuple[Loc, str]]:
+    """Pydantic's errors of one file → one (loc, message) per mistake, locs in the YAML data.
+
+    With the file's `data`, fields are named by their path instead of list indices.
+    """
     items = [(resolve(model, e["loc"]), e) for e in errors]
 
     # A union value that fits no member fails once per member: report it once.
@@ -224,10 +252,10 @@ def describe_errors(errors: Iterable[dict[str, Any]], model: type[BaseModel]) ->
         if len(members) > 1:
             names = list(dict.fromkeys(_SCALAR_NAMES.get(m, m) for m in members))
             wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
-            out.append((loc, f"{_prefix(loc)}expected {wanted}, not {_kind_of(group[0][1].get('input'))}"))
+            out.append((loc, f"{_prefix(loc, data)}expected {wanted}, not {_kind_of(group[0][1].get('input'))}"))
             continue
         for resolved, error in group:
-            out.append((loc, _message(error, resolved)))
+            out.append((loc, _message(error, resolved, data)))
     return out
 
 
@@ -237,17 +265,17 @@ def describe(error: dict[str, Any], loc: Loc, model: type[BaseModel]) -> str:
     return _message(error, Resolved(loc, resolved.keys, resolved.member))
 
 
-def _message(error: dict[str, Any], resolved: Resolved) -> str:
+def _message(error: dict[str, Any], resolved: Resolved, data: Any = None) -> str:
     kind = error["type"]
     loc = resolved.loc
-    where = format_loc(loc)
+    where = readable_loc(loc, data)
     value = error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
         key = loc[-1]
-        return f"{_prefix(loc[:-1])}unknown key {key!r}{did_you_mean(str(key), resolved.keys)}"
+        return f"{_prefix(loc[:-1], data)}unknown key {key!r}{did_you_mean(str(key), resolved.keys)}"
     if kind == "missing":
-        return f"{_prefix(loc[:-1])}missing required key {loc[-1]!r}"
+        return f"{_prefix(loc[:-1], data)}missing required key {loc[-1]!r}"
     if kind == "literal_error":
         expected = _QUOTED.findall(str(ctx.get("expected", "")))
         what = _WHAT.get(str(loc[-1]), "value")
@@ -262,11 +290,11 @@ def _message(error: dict[str, Any], resolved: Resolved) -> str:
             f"{did_you_mean(str(ctx.get('tag')), expected)}; expected one of {', '.join(expected)}"
         )
     if kind == "union_tag_not_found":
-        return f"{_prefix(loc)}missing required key {ctx.get('discriminator', 'type').strip(chr(39))!r}"
+        return f"{_prefix(loc, data)}missing required key {ctx.get('discriminator', 'type').strip(chr(39))!r}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{_prefix(loc)}expected a mapping of keys, not {_kind_of(value)}"
+        return f"{_prefix(loc, data)}expected a mapping of keys, not {_kind_of(value)}"
     if kind in ("tuple_type", "list_type"):
-        return f"{_prefix(loc)}expected a list, not {_kind_of(value)}"
+        return f"{_prefix(loc, data)}expected a list, not {_kind_of(value)}"
     if kind == "string_pattern_mismatch":
         field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
         hint = _PATTERN_HINTS.get(field, f"must match {ctx.get('pattern')}")
@@ -279,4 +307,4 @@ def _message(error: dict[str, Any], resolved: Resolved) -> str:
         if not isinstance(value, (dict, list)) and repr(value) not in message
         else ""
     )
-    return f"{_prefix(loc)}{message[0].lower()}{message[1:]}{shown}"
+    return f"{_prefix(loc, data)}{message[0].lower()}{message[1:]}{shown}"

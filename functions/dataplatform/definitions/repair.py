@@ -68,7 +68,7 @@ def salvage(
                 # anything else a later round finds comes from an earlier repair.
                 later += [
                     (loc, message)
-                    for loc, message in messages.describe_errors(errors, model)
+                    for loc, message in messages.describe_errors(errors, model, data)
                     if any(loc[: len(m)] == m for m in moved)
                 ]
         try:
