@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from dataplatform.compile import sql as sqlc
-from dataplatform.definitions.messages import did_you_mean
+from dataplatform.definitions.messages import closest, did_you_mean
 from dataplatform.definitions.models import (
     ENCRYPTING,
     ENDPOINTS_DATASET,
@@ -441,7 +441,7 @@ def check_sql(
                 DefinitionError(
                     sql_path, ref.line,
                     f"table {ref.table!r} must be qualified with its dataset "
-                    f"({EVENTS_DATASET}. or {ENDPOINTS_DATASET}.){did_you_mean(ref.table, _bare(tables))}",
+                    f"({EVENTS_DATASET}. or {ENDPOINTS_DATASET}.){_did_you_mean_qualified(ref.table, tables)}",
                 )
             )
         elif ref.ref not in tables and not pending.covers(ref.ref):
@@ -459,17 +459,22 @@ _REQUIRED = re.compile(r"Required keyword: '\w+' missing for <class '[\w.]*?(\w+
 
 def syntax_message(exc: sqlc.SqlSyntaxError) -> str:
     """sqlglot's parse error without its internals (token reprs, class paths)."""
+    if "No expression was parsed" in str(exc) or str(exc).endswith("SQL is empty"):
+        return "SQL is empty: write one SELECT query"
     text = _TOKEN.sub(lambda m: repr(m.group(1)), str(exc))
-    return _REQUIRED.sub(lambda m: f"incomplete {m.group(1).upper()} clause", text)
+    text = _REQUIRED.sub(lambda m: f"incomplete {m.group(1).upper()} clause", text)
+    return " ".join(text.split())  # one line: errors are rendered one per line
 
 
 def _did_you_mean_parameter(name: str) -> str:
     return did_you_mean(f"@{name}", [f"@{p}" for p in QUERY_PARAMETERS])
 
 
-def _bare(tables: dict[str, Any]) -> dict[str, str]:
-    """`track_played_v1_dedup` → `events.track_played_v1_dedup`, to suggest the qualified name."""
-    return {ref.split(".", 1)[1]: ref for ref in tables}
+def _did_you_mean_qualified(table: str, tables: dict[str, Any]) -> str:
+    """`track_played_v1_dedup` → ` (did you mean 'events.track_played_v1_dedup'?)`."""
+    bare = {ref.split(".", 1)[1]: ref for ref in tables}
+    guess = closest(table, bare)
+    return f" (did you mean {bare[guess]!r}?)" if guess else ""
 
 
 def _parameters(sql: str) -> list[tuple[str, int]]:
@@ -645,7 +650,7 @@ def _check_cycles(catalog: Catalog) -> list[DefinitionError]:
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
                     errors.append(
-                        catalog.source(node).error(("name",), f"endpoints form a cycle: {' -> '.join(cycle)}")
+                        catalog.source(cycle[0]).error(("name",), f"endpoints form a cycle: {' -> '.join(cycle)}")
                     )
             elif upstream not in state:
                 visit(upstream, [*stack, upstream])
