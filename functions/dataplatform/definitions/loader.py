@@ -267,8 +267,8 @@ def _salvaged(parsed: _Parsed, path: Path, errors: list[DefinitionError]) -> Any
         return None
     source = Source(parsed.source.path, parsed.salvage.lines)
     salvaged = checks.Salvaged(parsed.salvage.model, source, parsed.reported)
-    later = [source.error(loc, message) for loc, message in parsed.salvage.later]
-    errors += salvaged.keep([*later, *checks.check_file_name(salvaged.model, path, source)])
+    errors += [source.error(loc, message) for loc, message in parsed.salvage.later]
+    errors += salvaged.keep(checks.check_file_name(salvaged.model, path, source))
     return salvaged
 
 
