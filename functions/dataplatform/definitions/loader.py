@@ -9,7 +9,7 @@ one `DefinitionErrors`, each rendered `path:line: message`, with "did you mean" 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,51 +18,16 @@ from pydantic import BaseModel, ValidationError
 from dataplatform.definitions import messages
 from dataplatform.definitions.models import Endpoint, EventSchema
 from dataplatform.definitions.repair import Salvage, salvage
-from dataplatform.definitions.yaml_lines import DuplicateKey, Loc, YamlSyntaxError, line_of, load_with_lines
+from dataplatform.definitions.source import DefinitionError, DefinitionErrors, Source
+from dataplatform.definitions.yaml_lines import DuplicateKey, YamlSyntaxError, load_with_lines
 from dataplatform.errors import PlatformError
+
+__all__ = ["Catalog", "DefinitionError", "DefinitionErrors", "Source", "load_catalog", "parse_definition"]
 
 SCHEMAS_DIR = "schemas"
 WORKFLOWS_DIR = "workflows"
 
 _M = TypeVar("_M", bound=BaseModel)
-
-
-@dataclass(frozen=True, order=True)
-class DefinitionError:
-    """One problem in one definition file, at a line."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-class DefinitionErrors(PlatformError):
-    """Every problem found in the definitions, sorted by file and line."""
-
-    def __init__(self, errors: list[DefinitionError]) -> None:
-        self.errors = sorted(set(errors))
-        count = len(self.errors)
-        super().__init__(
-            "\n".join(map(str, self.errors))
-            + f"\n{count} error{'s' if count != 1 else ''} in the definitions"
-        )
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a definition came from: repo-relative path and its line map."""
-
-    path: str
-    lines: Mapping[Loc, int] = field(default_factory=dict)
-
-    def line(self, loc: Loc = ()) -> int:
-        return line_of(dict(self.lines), loc)
-
-    def error(self, loc: Loc, message: str) -> DefinitionError:
-        return DefinitionError(self.path, self.line(loc), message)
 
 
 @dataclass(frozen=True)
