@@ -79,13 +79,19 @@ def load_catalog(root: str | Path = ".") -> Catalog:
     from dataplatform.definitions import checks  # checks import compile/, which imports models
 
     root = Path(root)
+    if not (root / SCHEMAS_DIR).is_dir() and not (root / WORKFLOWS_DIR).is_dir():
+        raise PlatformError(
+            f"no {SCHEMAS_DIR}/ or {WORKFLOWS_DIR}/ directory under {root}: run from the repository "
+            "root or pass its path (--root)"
+        )
     errors: list[DefinitionError] = []
     schemas: list[EventSchema] = []
     endpoints: list[Endpoint] = []
     sources: dict[str, Source] = {}
     pending = checks.Pending()
 
-    for path in sorted((root / SCHEMAS_DIR).glob("*.yaml")):
+    errors += _misnamed(root)
+    for path in _files(root / SCHEMAS_DIR, ".yaml"):
         rel = _rel(root, path)
         parsed = _parse(rel, _read(path, rel, errors), EventSchema, errors, path.stem)
         if parsed.model is None:
@@ -100,7 +106,7 @@ def load_catalog(root: str | Path = ".") -> Catalog:
         schemas.append(parsed.model)
         sources[parsed.model.key] = parsed.source
 
-    for path in sorted((root / WORKFLOWS_DIR).glob("*.yaml")):
+    for path in _files(root / WORKFLOWS_DIR, ".yaml"):
         rel = _rel(root, path)
         sql_path = path.with_suffix(".sql")
         sql = _read(sql_path, _rel(root, sql_path), errors) if sql_path.exists() else None
@@ -127,7 +133,7 @@ def load_catalog(root: str | Path = ".") -> Catalog:
         endpoints.append(parsed.model)
         sources.setdefault(parsed.model.name, parsed.source)
 
-    for path in sorted((root / WORKFLOWS_DIR).glob("*.sql")):
+    for path in _files(root / WORKFLOWS_DIR, ".sql"):
         if not path.with_suffix(".yaml").exists():
             errors.append(
                 DefinitionError(
@@ -237,9 +243,28 @@ def _salvaged(parsed: _Parsed, path: Path, errors: list[DefinitionError]) -> Any
     return salvaged
 
 
+def _files(directory: Path, suffix: str) -> list[Path]:
+    """Definition files, sorted; hidden files (editor locks and backups) are not definitions."""
+    return sorted(p for p in directory.glob(f"*{suffix}") if not p.name.startswith("."))
+
+
+def _misnamed(root: Path) -> list[DefinitionError]:
+    """`.yml` files would be skipped without a word: say so instead."""
+    return [
+        DefinitionError(
+            _rel(root, path), 1, f"definitions use the .yaml extension: rename it to {path.with_suffix('.yaml').name}"
+        )
+        for directory in (SCHEMAS_DIR, WORKFLOWS_DIR)
+        for path in _files(root / directory, ".yml")
+    ]
+
+
 def _read(path: Path, rel: str, errors: list[DefinitionError]) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        errors.append(DefinitionError(rel, 1, f"cannot read the file: {exc.strerror or exc}"))
+        return None
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         errors.append(DefinitionError(rel, line, "not UTF-8 text; save the file as UTF-8"))

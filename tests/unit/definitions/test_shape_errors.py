@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from dataplatform.definitions.loader import DefinitionErrors, load_catalog
+from dataplatform.errors import PlatformError
 
 S = "schemas/song_played.yaml"
 W = "workflows/daily_song_plays.yaml"
@@ -195,3 +198,24 @@ def _raised(root: Path) -> DefinitionErrors:
     except DefinitionErrors as exc:
         return exc
     raise AssertionError("expected DefinitionErrors")
+
+
+def test_yml_extension_is_not_skipped_silently(defs):
+    (defs.root / "schemas" / "song_played.yml").write_text(defs.SCHEMA)
+    assert defs.errors() == ["schemas/song_played.yml:1: definitions use the .yaml extension: rename it to song_played.yaml"]
+
+
+def test_hidden_files_are_not_definitions(defs):
+    defs.schema()
+    (defs.root / "schemas" / ".#song_played.yaml").symlink_to(defs.root / "nowhere")  # an editor's lock file
+    defs.load()
+
+
+def test_unreadable_file(defs):
+    (defs.root / "schemas" / "song_played.yaml").symlink_to(defs.root / "nowhere")
+    assert defs.errors() == ["schemas/song_played.yaml:1: cannot read the file: No such file or directory"]
+
+
+def test_root_without_definitions(tmp_path: Path):
+    with pytest.raises(PlatformError, match=r"no schemas/ or workflows/ directory under .*: run from the repository root"):
+        load_catalog(tmp_path)
