@@ -38,8 +38,9 @@ while hash / truncate_ip still apply. No key is ever minted for them (the tombst
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Protocol
 
@@ -47,7 +48,7 @@ import msgspec
 
 from dataplatform.compile.bigquery_schema import PSEUDONYM_COLUMN
 from dataplatform.compile.validator import parse_timestamp as _strict_rfc3339
-from dataplatform.definitions.models import EventSchema, FieldDef
+from dataplatform.definitions.models import ENCRYPTING, EventSchema, FieldDef
 from dataplatform.errors import PlatformError
 
 UTC = timezone.utc
@@ -89,39 +90,30 @@ class FieldRejected(PlatformError):
 # --------------------------------------------------------------------------- pure policies
 
 
+_IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?:{_IPV4_OCTET}\.){{3}}{_IPV4_OCTET}")
+"""Four decimal octets 0-255 without leading zeros: exactly what `ipaddress` accepts."""
+
+
 def truncate_ip(text: str) -> str:
     """IPv4 → /24 (`a.b.c.0`), IPv6 → /48, IPv4-mapped IPv6 → the IPv4 /24.
 
     Raises FieldRejected (without the value) for anything that is not an IP address.
-    The IPv4 fast path avoids `ipaddress` (3 µs) for the common case; it accepts exactly
-    what `ipaddress` accepts (four decimal octets, no leading zeros).
+    IPv4 takes a regex fast path (0.4 µs instead of 3 µs through `ipaddress`).
     """
-    if ":" not in text:
-        parts = text.split(".")
-        if len(parts) == 4:
-            a, b, c, d = parts
-            if _octet(a) and _octet(b) and _octet(c) and _octet(d):
-                return f"{a}.{b}.{c}.0"
-        raise FieldRejected("not an IP address: expected IPv4 a.b.c.d or IPv6")
-    try:
-        address = ipaddress.IPv6Address(text)
-    except ValueError:
-        raise FieldRejected("not an IP address: expected IPv4 a.b.c.d or IPv6") from None
-    if address.ipv4_mapped is not None:
-        mapped = str(address.ipv4_mapped)
-        return mapped[: mapped.rfind(".")] + ".0"
-    # Rebuilt from the integer so a zone id (`fe80::1%eth0`) never survives.
-    return str(ipaddress.IPv6Address((int(address) >> 80) << 80))
-
-
-def _octet(part: str) -> bool:
-    return (
-        0 < len(part) <= 3
-        and part.isascii()
-        and part.isdigit()
-        and (part[0] != "0" or part == "0")
-        and int(part) <= 255
-    )
+    if _IPV4.fullmatch(text) is not None:
+        return text[: text.rfind(".")] + ".0"
+    if ":" in text:
+        try:
+            address = ipaddress.IPv6Address(text)
+        except ValueError:
+            pass
+        else:
+            if address.ipv4_mapped is not None:
+                return truncate_ip(str(address.ipv4_mapped))
+            # Rebuilt from the integer so a zone id (`fe80::1%eth0`) never survives.
+            return str(ipaddress.IPv6Address((int(address) >> 80) << 80))
+    raise FieldRejected("not an IP address: expected IPv4 a.b.c.d or IPv6")
 
 
 def parse_rfc3339(text: str) -> datetime | None:
@@ -206,25 +198,133 @@ class ErasedCrypto:
 
 
 # --------------------------------------------------------------------------- the plan
+#
+# A plan is Python source generated from the schema and compiled once: one function per
+# RECORD that builds its output dict in a single dict display, with every policy inlined
+# (`crypto.aead.encrypt(v.encode(), A3)`). That is about three times faster than looping
+# over per-field closures, and the hot path is the point of this module. The generated
+# code only ever contains identifiers from the schema (validated `[a-z][a-z0-9_]*`, quoted
+# with repr) and names of the helpers below; `Plan.source` shows it for debugging.
 
-Transform = Callable[[Any, Any], Any]
-"""(value, crypto) → column value; only called for non-null values."""
 
-Step = tuple[str, str, "Transform | None", bool]
-"""(payload key, column name, transform or None to copy, repeated?)."""
+def _encrypt_array(values: list[Any], crypto: Any, aad: bytes, text: Callable[[Any], str]) -> list[Any]:
+    if type(crypto) is ErasedCrypto:  # BigQuery arrays cannot hold NULL: empty, but counted
+        crypto.nulled += len(values)
+        return []
+    encrypt = crypto.aead.encrypt
+    return [encrypt(text(v).encode(), aad) for v in values]
 
 
-def _apply(steps: tuple[Step, ...], payload: Mapping[str, Any], crypto: Any, row: dict[str, Any]) -> dict[str, Any]:
-    get = payload.get
-    for key, column, transform, repeated in steps:
-        value = get(key)
-        if value is None:
-            row[column] = [] if repeated else None
-        elif transform is None:
-            row[column] = value
+def _encrypt_array_deterministically(values: list[Any], crypto: Any, aad: bytes, text: Callable[[Any], str]) -> list[Any]:
+    if type(crypto) is ErasedCrypto:
+        crypto.nulled += len(values)
+        return []
+    encrypt = crypto.daead.encrypt_deterministically
+    return [encrypt(text(v).encode(), aad) for v in values]
+
+
+def _timestamp(text: str) -> datetime:
+    value = parse_rfc3339(text)
+    if value is None:  # the validator accepted it, so this is a bug, not bad input
+        raise PlatformError("a TIMESTAMP the validator accepted does not parse as RFC 3339; the two parsers disagree")
+    return value
+
+
+def _float(value: Any) -> float:
+    return value if type(value) is float else float(value)
+
+
+class _Generator:
+    """Emits the plan's source: one function per RECORD level, constants in a namespace."""
+
+    def __init__(self, platform: Keyed) -> None:
+        self.functions: list[str] = []
+        self.namespace: dict[str, Any] = {
+            "H": platform.keyed_hash,
+            "IP": truncate_ip,
+            "TS": _timestamp,
+            "DATE": date.fromisoformat,
+            "F": _float,
+            "EA": _encrypt_array,
+            "DA": _encrypt_array_deterministically,
+        }
+
+    def constant(self, prefix: str, value: Any) -> str:
+        name = f"{prefix}{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def record(self, fields: tuple[FieldDef, ...], prefix: str, *, top: bool) -> str | None:
+        """Emit the function for one RECORD level; its name, or None if no column is left."""
+        items = []
+        for field in fields:
+            item = self.item(field, f"{prefix}{field.name}")
+            if item is not None:
+                items.append(item)
+        if not items:
+            return None
+        name = "apply" if top else f"record_{len(self.functions)}"
+        head = "**head," if top else ""
+        body = ",\n        ".join(items)
+        signature = "(p, crypto, head)" if top else "(p, crypto)"
+        self.functions.append(f"def {name}{signature}:\n    get = p.get\n    return {{{head}\n        {body},\n    }}\n")
+        return name
+
+    def item(self, field: FieldDef, path: str) -> str | None:
+        """`'column': expression` for one field, or None when the field has no column."""
+        if field.privacy == "drop":
+            return None
+        column = PSEUDONYM_COLUMN if field.privacy == "user_id" else field.name
+        key = repr(field.name)
+        if field.type == "RECORD":
+            function = self.record(field.fields, f"{path}.", top=False)
+            if function is None:  # every field dropped: no column (as in event_table)
+                return None
+            element = f"{function}(x, crypto)"
+            scalar = f"{function}(v, crypto)"
+        elif field.repeated and field.privacy in ENCRYPTING:
+            helper = "EA" if field.privacy == "encrypt" else "DA"
+            aad = self.constant("A", path.encode("utf-8"))
+            text = self.constant("T", plaintext(field.type))
+            return f"{column!r}: ([] if (v := get({key})) is None else {helper}(v, crypto, {aad}, {text}))"
         else:
-            row[column] = transform(value, crypto)
-    return row
+            element = self.scalar(field, path, "x")
+            scalar = self.scalar(field, path, "v")
+        if field.repeated:
+            if element == "x":
+                return f"{column!r}: (get({key}) or [])"
+            return f"{column!r}: ([] if (v := get({key})) is None else [{element} for x in v])"
+        if scalar == "v":
+            return f"{column!r}: get({key})"
+        return f"{column!r}: (None if (v := get({key})) is None else {scalar})"
+
+    def scalar(self, field: FieldDef, path: str, var: str) -> str:
+        """The expression turning one non-null value `var` of a non-RECORD field into its column value."""
+        policy = field.privacy
+        as_text = var if plaintext(field.type) is _identity else f"{self.constant('T', plaintext(field.type))}({var})"
+        if policy == "user_id":
+            return "crypto.pseudonym"
+        if policy == "encrypt":
+            return f"crypto.aead.encrypt({as_text}.encode(), {self.constant('A', path.encode('utf-8'))})"
+        if policy == "encrypt_deterministic":
+            return f"crypto.daead.encrypt_deterministically({as_text}.encode(), {self.constant('A', path.encode('utf-8'))})"
+        if policy == "hash":
+            return f"H({as_text})"
+        if policy == "truncate_ip":
+            return f"IP({var})"
+        if policy != "none":
+            raise PlatformError(f"field {path!r}: no transform for privacy policy {policy!r}")
+        if field.type == "TIMESTAMP":
+            return f"TS({var})"
+        if field.type == "DATE":
+            return f"DATE({var})"
+        if field.type == "FLOAT64":
+            return f"F({var})"
+        return var
+
+
+def _empty(p: Mapping[str, Any], crypto: Any, head: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(head)
 
 
 @dataclass(frozen=True)
@@ -234,7 +334,9 @@ class Plan:
     schema: EventSchema
     subject: tuple[str, ...] | None
     """Payload keys leading to the `user_id` field (None: the schema has no data subject)."""
-    steps: tuple[Step, ...]
+    source: str
+    """The generated Python source of `apply` (for reading and debugging)."""
+    _apply: Callable[[Mapping[str, Any], Any, Mapping[str, Any]], dict[str, Any]] = field(repr=False)
 
     @property
     def needs_keys(self) -> bool:
@@ -249,139 +351,55 @@ class Plan:
             value = value.get(key) if isinstance(value, Mapping) else None
         return value if isinstance(value, str) else None
 
-    def apply(self, payload: Mapping[str, Any], crypto: Any, row: dict[str, Any]) -> dict[str, Any]:
-        """Write the payload columns of a validated payload into `row`; return `row`.
+    def apply(self, payload: Mapping[str, Any], crypto: Any, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The clean row of a validated payload: `head`'s items, then the payload columns.
 
         `crypto` is the subject's `UserCrypto`, an `ErasedCrypto`, or None for a schema
-        without a subject. Raises FieldRejected when a policy cannot apply to a value.
+        without a subject. Raises FieldRejected (with the JSON path of the first bad value)
+        when a policy cannot apply to a value.
         """
-        return _apply(self.steps, payload, crypto, row)
+        try:
+            return self._apply(payload, crypto, head or {})
+        except FieldRejected:
+            # The slow path: the generated code does not track paths; find the value again.
+            rejected = _locate_rejection(self.schema.fields, payload, "")
+            if rejected is None:
+                raise
+            raise rejected from None
 
 
 def compile_plan(schema: EventSchema, platform: Keyed) -> Plan:
     """Compile `schema`'s privacy policies once; `platform` supplies the keyed hash."""
+    generator = _Generator(platform)
+    top = generator.record(schema.fields, "", top=True)
+    source = "\n".join(generator.functions)
+    namespace = dict(generator.namespace)
+    exec(compile(source, f"<privacy plan {schema.key}>", "exec"), namespace)  # noqa: S102 - generated from the schema
     subject = schema.user_id_field
     return Plan(
         schema=schema,
         subject=tuple(subject.split(".")) if subject else None,
-        steps=_steps(schema.fields, "", platform),
+        source=source,
+        _apply=namespace["apply"] if top else _empty,
     )
 
 
-def _steps(fields: tuple[FieldDef, ...], prefix: str, platform: Keyed) -> tuple[Step, ...]:
-    steps: list[Step] = []
-    for field in fields:
-        step = _step(field, f"{prefix}{field.name}", platform)
-        if step is not None:
-            steps.append(step)
-    return tuple(steps)
-
-
-def _step(field: FieldDef, path: str, platform: Keyed) -> Step | None:
-    if field.privacy == "drop":
-        return None
-    if field.type == "RECORD":
-        nested = _steps(field.fields, f"{path}.", platform)
-        if not nested:  # every field dropped: no column (as in event_table)
-            return None
-        transform: Transform | None = _record(nested)
-    else:
-        transform = _scalar(field, path, platform)
-    fallible = _fallible(field)
-    column = PSEUDONYM_COLUMN if field.privacy == "user_id" else field.name
-    if field.repeated and transform is not None:
-        transform = _repeated(transform, fallible, encrypting=field.privacy in ("encrypt", "encrypt_deterministic"))
-    if fallible and transform is not None:
-        transform = _named(transform, field.name)
-    return (field.name, column, transform, field.repeated)
-
-
-def _fallible(field: FieldDef) -> bool:
-    """Whether a value of `field` can raise FieldRejected (needs its path segment added)."""
-    return field.privacy == "truncate_ip" or any(_fallible(f) for f in field.fields)
-
-
-def _record(steps: tuple[Step, ...]) -> Transform:
-    def record(value: Mapping[str, Any], crypto: Any) -> dict[str, Any]:
-        return _apply(steps, value, crypto, {})
-
-    return record
-
-
-def _scalar(field: FieldDef, path: str, platform: Keyed) -> Transform | None:
-    """The transform of one non-RECORD value (None: copy it as it is)."""
-    policy = field.privacy
-    text = plaintext(field.type)
-    aad = path.encode("utf-8")
-    if policy == "user_id":
-        return lambda value, crypto: crypto.pseudonym
-    if policy == "encrypt":
-        if text is _identity:
-            return lambda value, crypto: crypto.aead.encrypt(value.encode("utf-8"), aad)
-        return lambda value, crypto: crypto.aead.encrypt(text(value).encode("utf-8"), aad)
-    if policy == "encrypt_deterministic":
-        if text is _identity:
-            return lambda value, crypto: crypto.daead.encrypt_deterministically(value.encode("utf-8"), aad)
-        return lambda value, crypto: crypto.daead.encrypt_deterministically(text(value).encode("utf-8"), aad)
-    if policy == "hash":
-        keyed_hash = platform.keyed_hash
-        if text is _identity:
-            return lambda value, crypto: keyed_hash(value)
-        return lambda value, crypto: keyed_hash(text(value))
-    if policy == "truncate_ip":
-        return lambda value, crypto: truncate_ip(value)
-    if policy != "none":
-        raise PlatformError(f"field {path!r}: no transform for privacy policy {policy!r}")
-    if field.type == "TIMESTAMP":
-        return lambda value, crypto: _timestamp(value)
-    if field.type == "DATE":
-        return lambda value, crypto: date.fromisoformat(value)
-    if field.type == "FLOAT64":
-        return lambda value, crypto: value if type(value) is float else float(value)
-    return None
-
-
-def _timestamp(text: str) -> datetime:
-    value = parse_rfc3339(text)
-    if value is None:  # the validator accepted it, so this is a bug, not bad input
-        raise PlatformError("a TIMESTAMP the validator accepted does not parse as RFC 3339; the two parsers disagree")
-    return value
-
-
-def _repeated(transform: Transform, fallible: bool, *, encrypting: bool) -> Transform:
-    if encrypting:
-
-        def encrypted_array(values: list[Any], crypto: Any) -> list[Any]:
-            out = [transform(v, crypto) for v in values]
-            return [] if type(crypto) is ErasedCrypto else out
-
-        return encrypted_array
-    if fallible:
-
-        def checked_array(values: list[Any], crypto: Any) -> list[Any]:
-            out = []
-            for index, value in enumerate(values):
+def _locate_rejection(fields: tuple[FieldDef, ...], value: Mapping[str, Any], path: str) -> FieldRejected | None:
+    """The first value (in schema order, as the plan runs) a policy rejects, with its path."""
+    for f in fields:
+        found = value.get(f.name)
+        if f.privacy == "drop" or found is None:
+            continue
+        items = [(f"[{i}]", x) for i, x in enumerate(found)] if f.repeated else [("", found)]
+        for suffix, item in items:
+            here = f"{path}.{f.name}{suffix}"
+            if f.type == "RECORD":
+                rejected = _locate_rejection(f.fields, item, here)
+                if rejected is not None:
+                    return rejected
+            elif f.privacy == "truncate_ip":
                 try:
-                    out.append(transform(value, crypto))
+                    truncate_ip(item)
                 except FieldRejected as exc:
-                    raise exc.within(f"[{index}]") from None
-            return out
-
-        return checked_array
-
-    def array(values: list[Any], crypto: Any) -> list[Any]:
-        return [transform(v, crypto) for v in values]
-
-    return array
-
-
-def _named(transform: Transform, name: str) -> Transform:
-    segment = f".{name}"
-
-    def named(value: Any, crypto: Any) -> Any:
-        try:
-            return transform(value, crypto)
-        except FieldRejected as exc:
-            raise exc.within(segment) from None
-
-    return named
+                    return exc.within(here)
+    return None
