@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
+from dataplatform.errors import PlatformError
+
 DIALECT = "bigquery"
 
 
-class SqlSyntaxError(ValueError):
+class SqlSyntaxError(PlatformError, ValueError):
     """The SQL does not parse; `line` is 1-based within the SQL text."""
 
     def __init__(self, line: int, message: str) -> None:

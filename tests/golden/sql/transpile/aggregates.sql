@@ -13,7 +13,8 @@ SELECT
   SUM(price) AS price,
   ROUND(MAX(score), 0) AS max_score,
   CAST(SUM(ms_played) AS TEXT) AS ms_text,
-  CAST(MAX(ms_played) / 1000 AS BIGINT) AS max_seconds
+  CAST(MAX(ms_played) / 1000 AS BIGINT) AS max_seconds,
+  ANY_VALUE(track_id) AS any_track
 FROM fixture.plays
 GROUP BY
   track_id
