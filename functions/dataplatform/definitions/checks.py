@@ -15,6 +15,7 @@ from dataplatform.compile import sql as sqlc
 from dataplatform.definitions.endpoint_checks import (
     QUERY_PARAMETERS,
     check_endpoint,
+    check_endpoint_settings,
     check_sql,
     output_columns,
     syntax_message,
@@ -48,6 +49,7 @@ __all__ = [
     "Salvaged",
     "check_catalog",
     "check_endpoint",
+    "check_endpoint_settings",
     "check_file_name",
     "check_retention",
     "check_schema",
@@ -84,7 +86,9 @@ def check_catalog(catalog: Catalog, pending: Pending | None = None) -> list[Defi
             errors += schema.salvaged.keep(check_schema(schema.salvaged.model, schema.salvaged.source))
     for broken in pending.endpoints:
         salvaged = broken.salvaged
-        if salvaged is not None and isinstance(salvaged.model, Endpoint) and broken.sql is not None:
+        if salvaged is not None and isinstance(salvaged.model, Endpoint) and broken.sql is None:
+            errors += salvaged.keep(check_endpoint_settings(salvaged.model, salvaged.source, catalog, pending))
+        elif salvaged is not None and isinstance(salvaged.model, Endpoint):
             errors += salvaged.keep(check_endpoint(salvaged.model, salvaged.source, catalog, pending))
         elif broken.sql is not None:
             errors += check_sql(broken.name, broken.sql, broken.sql_path, catalog, pending)[0]

@@ -40,7 +40,22 @@ QUERY_PARAMETERS = {"run_date": "DATE", "run_time": "TIMESTAMP"}
 def check_endpoint(
     endpoint: Endpoint, source: Source, catalog: Catalog, pending: Pending | None = None
 ) -> list[DefinitionError]:
+    """Every rule for one endpoint: its settings, its SQL, and the columns the YAML names."""
     pending = pending or Pending()
+    errors = check_endpoint_settings(endpoint, source, catalog, pending)
+    sql_path = str(Path(source.path).with_suffix(".sql").as_posix())
+    sql_errors, tree = check_sql(endpoint.name, endpoint.sql, sql_path, catalog, pending)
+    errors += sql_errors
+    columns = output_columns(tree) if tree is not None else None
+    if columns is not None:
+        errors += _check_output_columns(endpoint, columns, source, sql_path)
+    return errors
+
+
+def check_endpoint_settings(
+    endpoint: Endpoint, source: Source, catalog: Catalog, pending: Pending | None = None
+) -> list[DefinitionError]:
+    """The rules that need only the YAML (so they run even when the `.sql` file is missing)."""
     errors = check_retention(endpoint.retention_days, source)
     if not croniter.is_valid(endpoint.schedule) or len(endpoint.schedule.split()) != 5:
         errors.append(
@@ -50,14 +65,7 @@ def check_endpoint(
                 "(5 fields: minute hour day-of-month month day-of-week, e.g. '0 4 * * *')",
             )
         )
-    sql_path = str(Path(source.path).with_suffix(".sql").as_posix())
-    sql_errors, tree = check_sql(endpoint.name, endpoint.sql, sql_path, catalog, pending)
-    errors += sql_errors
-    columns = output_columns(tree) if tree is not None else None
-    if columns is not None:
-        errors += _check_output_columns(endpoint, columns, source, sql_path)
-    errors += _check_quality_checks(endpoint, source, catalog, pending)
-    return errors
+    return errors + _check_quality_checks(endpoint, source, catalog, pending or Pending())
 
 
 def check_sql(

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from dataplatform.definitions import messages
+from dataplatform.definitions import checks, messages
 from dataplatform.definitions.models import Endpoint, EventSchema
 from dataplatform.definitions.repair import Salvage, salvage
 from dataplatform.definitions.source import DefinitionError, DefinitionErrors, Source
@@ -76,8 +76,6 @@ class Catalog:
 
 def load_catalog(root: str | Path = ".") -> Catalog:
     """Load and check every definition under `root`; raise `DefinitionErrors` listing all."""
-    from dataplatform.definitions import checks  # checks import compile/, which imports models
-
     root = Path(root)
     if not (root / SCHEMAS_DIR).is_dir() and not (root / WORKFLOWS_DIR).is_dir():
         raise PlatformError(
@@ -117,7 +115,7 @@ def load_catalog(root: str | Path = ".") -> Catalog:
             rel, _read(path, rel, errors), Endpoint, errors, path.stem, sql="SELECT 1" if sql is None else sql
         )
         if parsed.model is None or sql is None:
-            salvaged = _salvaged(parsed, path, errors) if sql is not None else None
+            salvaged = _as_salvaged(parsed) if parsed.model is not None else _salvaged(parsed, path, errors)
             pending.endpoints.append(
                 checks.BrokenEndpoint.guess(parsed.data, path.stem, _rel(root, sql_path), sql, salvaged)
             )
@@ -224,16 +222,12 @@ def _duplicate(what: str, source: Source, first: Source) -> DefinitionError:
 
 
 def _as_salvaged(parsed: _Parsed) -> Any:
-    """A duplicate that loaded: not in the catalog, but its own checks still run."""
-    from dataplatform.definitions import checks
-
+    """A definition that loaded but stays out of the catalog (a duplicate, no SQL): still checked."""
     return checks.Salvaged(parsed.model, parsed.source, frozenset())
 
 
 def _salvaged(parsed: _Parsed, path: Path, errors: list[DefinitionError]) -> Any:
     """The repaired model of a file that did not load, with its file-name check (see repair)."""
-    from dataplatform.definitions import checks
-
     if parsed.salvage is None:
         return None
     source = Source(parsed.source.path, parsed.salvage.lines)

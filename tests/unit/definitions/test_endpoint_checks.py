@@ -328,3 +328,13 @@ def test_reading_an_endpoint_that_does_not_load_is_not_a_second_error(song, edit
     assert song.errors() == [
         f"{W}:6: retention_days: input should be a valid integer, unable to parse string as an integer (got 'ninety')"
     ]
+
+
+def test_missing_sql_file_does_not_hide_the_yaml_cross_checks(song, edit):
+    song.endpoint(edit(song.ENDPOINT, '"0 4 * * *"', '"0 4 * *"') + "  - type: row_count\n", sql=None)
+    assert song.errors() == [
+        f"{W}:1: missing SQL file workflows/daily_song_plays.sql next to it",
+        f"{W}:5: schedule '0 4 * *' is not a valid cron expression "
+        "(5 fields: minute hour day-of-month month day-of-week, e.g. '0 4 * * *')",
+        f"{W}:10: row_count check needs min, max or both",
+    ]
