@@ -194,6 +194,11 @@ _PATTERN_HINTS = {
 _WHAT = {"type": "field type", "privacy": "privacy policy", "partitioning": "partitioning", "severity": "severity"}
 
 
+def literal_options(error: dict[str, Any]) -> list[str]:
+    """The allowed values of a pydantic `literal_error`, in the model's order."""
+    return _QUOTED.findall(str((error.get("ctx") or {}).get("expected", "")))
+
+
 def _kind_of(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
@@ -277,7 +282,7 @@ def _message(error: dict[str, Any], resolved: Resolved, data: Any = None) -> str
     if kind == "missing":
         return f"{_prefix(loc[:-1], data)}missing required key {loc[-1]!r}"
     if kind == "literal_error":
-        expected = _QUOTED.findall(str(ctx.get("expected", "")))
+        expected = literal_options(error)
         what = _WHAT.get(str(loc[-1]), "value")
         return (
             f"{where}: unknown {what} {value!r}{did_you_mean(str(value), expected)}; "

@@ -125,14 +125,11 @@ def _repair(
         key in m.model_fields and not m.model_fields[key].is_required() for m in resolved.holders
     )
     if kind == "literal_error":
-        expected = messages._QUOTED.findall(str((error.get("ctx") or {}).get("expected", "")))
-        guess = messages.closest(str(error.get("input")), expected)
+        guess = messages.closest(str(error.get("input")), messages.literal_options(error))
         if guess:
             return _Op("set", loc, guess)
-    if optional and kind != "missing":
-        return _Op("delete", loc)
     if optional:
-        raise _GiveUp  # pydantic does not report optional keys missing
+        return _Op("delete", loc)  # back to the default
     value = _stand_in(str(key), loc, error.get("input"), parent, stem)
     if value is not None:
         return _Op("set", loc, value)
