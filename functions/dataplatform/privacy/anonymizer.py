@@ -50,6 +50,7 @@ from typing import Any, Protocol
 import orjson
 
 from dataplatform.compile.validator import PayloadValidator, SchemaViolation, compile_validator
+from dataplatform.definitions.loader import Catalog
 from dataplatform.definitions.messages import did_you_mean
 from dataplatform.definitions.models import EventSchema
 from dataplatform.pipeline.failed_events import FailedEvent, Reason
@@ -156,14 +157,14 @@ class Anonymizer:
 
     def __init__(
         self,
-        schemas: Any,
+        schemas: Catalog | Iterable[EventSchema],
         keys: KeyResolver,
         platform: Keys,
         clock: Clock,
         limits: Limits | None = None,
     ) -> None:
-        """`schemas`: a `Catalog` (its `.schemas`) or an iterable of `EventSchema`."""
-        all_schemas: Iterable[EventSchema] = getattr(schemas, "schemas", schemas)
+        """`schemas`: the catalog, or the event schemas to accept (others are unknown types)."""
+        all_schemas = schemas.schemas if isinstance(schemas, Catalog) else tuple(schemas)
         self._keys = keys
         self._platform = platform
         self._clock = clock
@@ -240,13 +241,11 @@ class Anonymizer:
         except orjson.JSONDecodeError as exc:
             self._fail_message(batch, data, f"the message is not JSON (at byte {exc.pos}); expected the raw batch envelope")
             return
-        problem = _batch_problem(envelope)
-        if problem is not None:
-            self._fail_message(batch, data, problem)
+        read = _read_batch(envelope)
+        if isinstance(read, str):
+            self._fail_message(batch, data, read)
             return
-        received_at = parse_rfc3339(envelope["received_at"])
-        assert received_at is not None  # checked by _batch_problem
-        events = envelope["events"]
+        received_at, events = read
         batch.received += len(events)
 
         limits = self._limits
@@ -426,8 +425,8 @@ def _span(delta: timedelta) -> str:
     return f"{seconds} seconds"
 
 
-def _batch_problem(envelope: object) -> str | None:
-    """Why a parsed message is not the raw batch envelope, or None when it is."""
+def _read_batch(envelope: object) -> tuple[datetime, list[Any]] | str:
+    """(received_at, events) of a parsed raw batch envelope, or why it is not one."""
     if not isinstance(envelope, dict):
         return "the message is JSON but not an object; expected the raw batch envelope {received_at, events}"
     if set(envelope) != BATCH_KEYS:
@@ -439,12 +438,14 @@ def _batch_problem(envelope: object) -> str | None:
         if extra:
             parts.append(f"{extra} unknown key(s)")
         return f"the message is not the raw batch envelope {{received_at, events}}: {'; '.join(parts)}"
-    if not isinstance(envelope["events"], list):
+    events = envelope["events"]
+    if not isinstance(events, list):
         return "the raw batch envelope's events must be an array"
-    received_at = envelope["received_at"]
-    if not isinstance(received_at, str) or parse_rfc3339(received_at) is None:
+    text = envelope["received_at"]
+    received_at = parse_rfc3339(text) if isinstance(text, str) else None
+    if received_at is None:
         return "the raw batch envelope's received_at must be an RFC 3339 timestamp"
-    return None
+    return received_at, events
 
 
 _ENVELOPE_TYPES: dict[str, tuple[type, str]] = {

@@ -157,6 +157,16 @@ def test_rows_are_split_by_event_table(setup: Setup) -> None:
     assert result.rows["account_nested_v2"][0]["account"]["user_pseudonym"] == result.rows["profile_probe_v1"][0]["user_pseudonym"]
 
 
+def test_the_example_catalog_is_accepted(catalog: Any, platform: PlatformKeys) -> None:
+    clock = ManualClock(NOW)
+    anonymizer = Anonymizer(catalog, KeyService(MemoryKeyStore(), platform, clock), platform, clock)
+    body = {"user_id": "alice", "playlist_id": "p-1", "action": "create"}
+    result = anonymizer.anonymize([message(event("e-1", body, event_type="playlist_modified"), event("e-2", body, event_type="playlist_modifed"))])
+    assert [r["event_id"] for r in result.rows["playlist_modified_v1"]] == ["e-1"]
+    (failed,) = result.failed
+    assert "did you mean 'playlist_modified'?" in failed.detail
+
+
 def test_one_resolve_call_per_batch_for_distinct_users(setup: Setup) -> None:
     messages = [message(*(event(f"e-{m}-{i}", payload(f"user-{i % 3}")) for i in range(10))) for m in range(4)]
     result = setup.run(*messages)

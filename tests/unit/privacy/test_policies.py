@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dataplatform.compile.bigquery_schema import BqField, event_table
-from dataplatform.definitions.models import EventSchema
+from dataplatform.definitions.models import EventSchema, FieldDef
 from dataplatform.privacy.keys import PlatformKeys
 from dataplatform.privacy.policies import (
     ERASED_PSEUDONYM,
@@ -219,6 +219,25 @@ def test_plan_writes_exactly_the_event_table_columns(name: str, platform: Platfo
     payload = _sample(schema)
     crypto = user_crypto(platform, "u-1") if plan.needs_keys else None
     assert row_columns(plan.apply(payload, crypto, {})) == expected
+
+
+def test_plans_of_the_example_catalog_write_their_table_columns(catalog: Any, platform: PlatformKeys) -> None:
+    crypto = user_crypto(platform, "u-1")
+    for schema in catalog.schemas:
+        table = event_table(schema)
+        expected = columns(tuple(f for f in table.fields if f.name not in HEAD + METADATA))
+        row = compile_plan(schema, platform).apply(_filled(schema.fields), crypto, {})
+        assert row_columns(row) == expected, schema.key
+
+
+def _filled(fields: tuple[FieldDef, ...]) -> dict[str, Any]:
+    """A payload with every field set (one element per array), values of the right type."""
+    values = {"STRING": "x", "INT64": 1, "FLOAT64": 1.5, "BOOL": True, "TIMESTAMP": "2024-05-01T12:00:00Z", "DATE": "2024-05-01"}
+    out: dict[str, Any] = {}
+    for f in fields:
+        value = _filled(f.fields) if f.type == "RECORD" else ("192.0.2.1" if f.privacy == "truncate_ip" else values[f.type])
+        out[f.name] = [value] if f.repeated else value
+    return out
 
 
 def _sample(schema: EventSchema) -> dict[str, Any]:
