@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dataplatform.compile import sql as sqlc
 from dataplatform.compile.bigquery_schema import event_table
+from dataplatform.compile.endpoint_schema import endpoint_fields
 from dataplatform.compile.evolution import field_columns
+from dataplatform.compile.lineage import column_lineage
 from dataplatform.definitions.loader import Catalog
 from dataplatform.definitions.models import (
     AcceptedValuesCheck,
@@ -40,14 +41,17 @@ class FieldInfo:
 
     path: str
     type: str | None
-    """Schema type (STRING, RECORD, ...); None for endpoint columns (the SQL decides)."""
+    """Schema type (STRING, RECORD, ...); for endpoints the type inferred from the SQL."""
     mode: str | None
-    """REQUIRED, NULLABLE or REPEATED; None for endpoint columns."""
+    """REQUIRED, NULLABLE or REPEATED."""
     privacy: str | None
+    """The field's privacy policy; None for endpoint columns (they read anonymized data)."""
     description: str
     column: str | None
     """Warehouse column path after anonymization; None when the field is not stored (drop)."""
     column_type: str | None
+    sources: tuple[str, ...] = ()
+    """Endpoint columns: the upstream columns (`dataset.table.column`) the value is computed from."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def describe(catalog: Catalog, name: str) -> Description:
     source = catalog.sources[node].path if node in catalog.sources else None
     if isinstance(definition, EventSchema):
         return _describe_event(definition, source, upstreams, downstreams)
-    return _describe_endpoint(definition, source, upstreams, downstreams)
+    return _describe_endpoint(definition, catalog, source, upstreams, downstreams)
 
 
 def _describe_event(
@@ -145,13 +149,23 @@ def _describe_event(
 
 
 def _describe_endpoint(
-    endpoint: Endpoint, source: str | None, upstreams: tuple[Related, ...], downstreams: tuple[Related, ...]
+    endpoint: Endpoint,
+    catalog: Catalog,
+    source: str | None, upstreams: tuple[Related, ...], downstreams: tuple[Related, ...]
 ) -> Description:
-    tree = sqlc.parse(endpoint.sql)
-    outputs = tree.named_selects if hasattr(tree, "named_selects") else []
+    sources = column_lineage(endpoint, catalog)
     fields = tuple(
-        FieldInfo(path=c, type=None, mode=None, privacy=None, description="", column=c, column_type=None)
-        for c in outputs
+        FieldInfo(
+            path=c.name,
+            type=c.type,
+            mode=c.mode,
+            privacy=None,
+            description=c.description,
+            column=c.name,
+            column_type=f"{c.type} {c.mode}",
+            sources=tuple(sources.get(c.name, ())),
+        )
+        for c in endpoint_fields(endpoint, catalog)
     )
     return Description(
         kind="endpoint",
@@ -252,7 +266,12 @@ def render_text(d: Description) -> str:
 
 def _field_table(d: Description) -> list[str]:
     if d.kind == "endpoint":
-        return [f"  {f.path}" for f in d.fields] or ["  (from SELECT *)"]
+        rows = [("column", "type", "mode", "computed from")] + [
+            (f.path, f.type or "", f.mode or "", ", ".join(f.sources) or "(no source column)")
+            for f in d.fields
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        return ["  " + "  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
     header = ("path", "type", "mode", "privacy", "stored as", "description")
     rows = [
         (
@@ -315,6 +334,7 @@ def to_json(d: Description) -> dict[str, Any]:
                 "description": f.description,
                 "column": f.column,
                 "column_type": f.column_type,
+                "sources": list(f.sources),
             }
             for f in d.fields
         ],

@@ -1,7 +1,7 @@
 """`dataplatform lineage NAME`: where a table's data comes from and where it goes.
 
 Lineage is derived, never typed in: an endpoint's upstreams are the tables its SQL reads
-(`compile.sql.upstream_refs`, `_dedup` views folded onto their table), and downstreams are
+(`compile.lineage.upstreams`, `_dedup` views folded onto their table), and downstreams are
 the endpoints whose SQL reads it. Event tables are the roots of the graph (their data comes
 from producers through the raw topic and the anonymizer).
 
@@ -11,7 +11,8 @@ diamond-shaped graphs linear in size, and a node that is its own ancestor is cut
 (`cycle`). Validation rejects cycles, but the walk must terminate on any input.
 
 Column-level lineage (which upstream columns feed each output column of an endpoint)
-comes from `compile.lineage.column_lineage`, included with `lineage(..., columns=True)`.
+comes from `compile.lineage.column_lineage`, included with `lineage(..., columns=True)`;
+an output computed from no column (`@run_date`, `COUNT(*)`) shows `(no source column)`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from dataplatform.compile import sql as sqlc
+from dataplatform.compile.lineage import column_lineage, upstreams
 from dataplatform.definitions.loader import Catalog
 from dataplatform.definitions.messages import did_you_mean
 from dataplatform.definitions.models import Endpoint, EventSchema
@@ -90,7 +91,7 @@ def table_graph(catalog: Catalog) -> TableGraph:
     downstream: dict[str, list[str]] = {node: [] for node in nodes}
     for endpoint in catalog.endpoints:
         reads: list[str] = []
-        for ref in sqlc.upstream_refs(endpoint.sql):
+        for ref in upstreams(endpoint):
             target = by_table.get(ref)
             if target is None:  # not in the catalog: validation reports it; lineage still shows it
                 target = ref
@@ -153,13 +154,6 @@ def lineage(catalog: Catalog, name: str, *, columns: bool = False) -> LineageTre
 
 def column_sources(endpoint: Endpoint, catalog: Catalog) -> Mapping[str, tuple[str, ...]]:
     """Output column → its upstream columns, from `compile.lineage.column_lineage`."""
-    try:
-        from dataplatform.compile.lineage import column_lineage  # the column-lineage compiler
-    except ImportError:
-        raise PlatformError(
-            "column-level lineage is not available: dataplatform.compile.lineage is not installed "
-            "with this version; run lineage without columns"
-        ) from None
     found = column_lineage(endpoint, catalog)
     return MappingProxyType({column: tuple(sources) for column, sources in found.items()})
 
@@ -193,7 +187,7 @@ def render_text(tree: LineageTree) -> str:
         lines.append("columns")
         width = max((len(c) for c in tree.columns), default=0)
         for column, sources in tree.columns.items():
-            lines.append(f"  {column.ljust(width)} <- {', '.join(sources) if sources else '(computed)'}")
+            lines.append(f"  {column.ljust(width)} <- {', '.join(sources) if sources else '(no source column)'}")
     return "\n".join(lines) + "\n"
 
 

@@ -177,7 +177,12 @@ def test_event_downstreams_are_marked_transitive(catalog: Catalog) -> None:
 def test_endpoint_golden(catalog: Catalog) -> None:
     description = describe(catalog, "daily_plays")
     assert_golden("describe/daily_plays.txt", render_text(description))
-    assert [c.path for c in description.fields] == ["date", "track_id", "source", "plays"]
+    assert [(c.path, c.type, c.sources) for c in description.fields] == [
+        ("date", "DATE", ()),
+        ("track_id", "STRING", ("events.play_v1.track_id",)),
+        ("source", "STRING", ()),
+        ("plays", "INT64", ()),
+    ]
 
 
 def test_endpoint_upstreams_include_transitive_ones(catalog: Catalog) -> None:

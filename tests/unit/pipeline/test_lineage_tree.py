@@ -129,8 +129,16 @@ def test_cycles_are_cut_even_though_validation_rejects_them() -> None:
 
 
 def test_column_lineage_for_an_endpoint_when_asked(catalog: Catalog) -> None:
-    pytest.importorskip("dataplatform.compile.lineage", reason="column lineage compiler not in this tree yet")
-    tree = lineage(catalog, "top_tracks", columns=True)
-    assert tree.columns is not None and "plays" in tree.columns
+    tree = lineage(catalog, "activity", columns=True)
+    assert tree.columns == {
+        "date": ("endpoints.daily_plays.date",),
+        "plays": ("endpoints.daily_plays.plays",),
+        "signups": ("endpoints.daily_signups.signups",),
+    }
+    assert_golden("describe/lineage_activity_columns.txt", render_text(tree))
+    assert to_json(tree)["columns"]["signups"] == ["endpoints.daily_signups.signups"]
+    assert lineage(catalog, "activity").columns is None
+
+
+def test_events_have_no_column_lineage(catalog: Catalog) -> None:
     assert lineage(catalog, "play_v1", columns=True).columns is None
-    assert "columns" in render_text(tree)
