@@ -142,6 +142,7 @@ class KeyService:
         self.cache_hits = 0
         self.cache_misses = 0
         self.minted = 0
+        self.races_lost = 0
 
     def record_id(self, user_id: str) -> str:
         if not isinstance(user_id, str):
@@ -194,9 +195,11 @@ class KeyService:
                 f"the key store returned record {winner.record_id!r} when creating "
                 f"{record_id!r}; the key store adapter is broken"
             )
-        if winner == candidate:
-            with self._counts_lock:
+        with self._counts_lock:
+            if winner == candidate:
                 self.minted += 1
+            else:
+                self.races_lost += 1  # another instance created (or erased) it first
         return winner
 
     def forget(self, user_id: str) -> bool:

@@ -182,7 +182,7 @@ def test_race_uses_the_winners_keys(platform: PlatformKeys, clock: ManualClock) 
     assert crypto is not None and crypto.pseudonym == winner.pseudonym
     ciphertext = open_keys(platform, winner).aead.encrypt(b"v", AAD)
     assert crypto.aead.decrypt(ciphertext, AAD) == b"v"
-    assert service.minted == 0  # our candidate lost
+    assert service.minted == 0 and service.races_lost == 1  # our candidate lost
 
 
 def test_race_with_an_erasure_yields_none(platform: PlatformKeys, clock: ManualClock) -> None:
