@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from dataplatform.compile import sql as sqlc
+from dataplatform.compile.transpile import unsupported_constructs
 from dataplatform.definitions.messages import closest, did_you_mean
 from dataplatform.definitions.models import (
     ENDPOINTS_DATASET,
@@ -107,6 +108,14 @@ def check_sql(
                 sql_path, 1,
                 "the query uses neither @run_date nor @run_time, so every run would write the same "
                 "rows into its own day; filter the input by @run_date (e.g. WHERE DATE(event_time) = @run_date)",
+            )
+        )
+    for line, construct in unsupported_constructs(sql):
+        errors.append(
+            DefinitionError(
+                sql_path, line,
+                f"{construct} cannot run on the local DuckDB warehouse, so the endpoint could not "
+                "be run or tested locally; rewrite it with portable SQL",
             )
         )
     tables = catalog.tables()

@@ -338,3 +338,11 @@ def test_missing_sql_file_does_not_hide_the_yaml_cross_checks(song, edit):
         "(5 fields: minute hour day-of-month month day-of-week, e.g. '0 4 * * *')",
         f"{W}:10: row_count check needs min, max or both",
     ]
+
+
+def test_construct_duckdb_cannot_run_fails_at_validate_time(song, edit):
+    song.endpoint(sql=edit(song.ENDPOINT_SQL, "COUNT(*) AS plays", "FARM_FINGERPRINT(song_id) AS plays"))
+    errors = song.errors()
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{Q}:4: ")
+    assert "FARM_FINGERPRINT" in errors[0] and "cannot run on the local DuckDB warehouse" in errors[0]
