@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from rich.table import Table
 
-from dataplatform.cli.app import JsonOption, RootOption, app, console, platform_errors, print_json
+from dataplatform.cli.app import (
+    JsonOption,
+    RootOption,
+    app,
+    console,
+    platform_errors,
+    print_json,
+    schema_app,
+)
 from dataplatform.definitions.loader import Catalog, load_catalog
 from dataplatform.definitions.models import PRIVACY_POLICIES
 
@@ -48,3 +58,62 @@ def validate(root: RootOption = Path("."), as_json: JsonOption = False) -> None:
     for policy, count in summary["pii_fields_by_policy"].items():
         table.add_row(f"  privacy: {policy}", str(count))
     console.print(table)
+
+
+# --------------------------------------------------------------------------- schema diff
+
+
+@schema_app.command("diff")
+@platform_errors
+def schema_diff(
+    against: Annotated[str, typer.Option("--against", help="Git ref to compare with, e.g. origin/main.")],
+    root: RootOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Classify every schema change since REF; exit 1 on a breaking change without a major bump."""
+    from dataplatform.pipeline import schema_diff as use_case
+
+    report = use_case.schema_diff(root, against)
+    if as_json:
+        print_json(use_case.to_json(report))
+    else:
+        console.print(use_case.render_text(report), markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(report.exit_code)
+
+
+# --------------------------------------------------------------------------- describe / lineage
+
+
+@app.command()
+@platform_errors
+def describe(
+    name: Annotated[str, typer.Argument(help="Event type (name or name_vN) or endpoint.")],
+    root: RootOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Fields, privacy, retention, readers, upstreams and downstreams of one definition."""
+    from dataplatform.pipeline import describe as use_case
+
+    description = use_case.describe(load_catalog(root), name)
+    if as_json:
+        print_json(use_case.to_json(description))
+    else:
+        console.print(use_case.render_text(description), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@platform_errors
+def lineage(
+    name: Annotated[str, typer.Argument(help="Event type or endpoint.")],
+    columns: Annotated[bool, typer.Option("--columns", help="Add column-level lineage.")] = False,
+    root: RootOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Upstream and downstream trees of a table (derived from the endpoints' SQL)."""
+    from dataplatform.pipeline import lineage_tree as use_case
+
+    tree = use_case.lineage(load_catalog(root), name, columns=columns)
+    if as_json:
+        print_json(use_case.to_json(tree))
+    else:
+        console.print(use_case.render_text(tree), markup=False, highlight=False, soft_wrap=True)
