@@ -1,0 +1,1 @@
+"""One `ComponentResource` per module: the shared platform, an event pipeline, a data endpoint."""

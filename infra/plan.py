@@ -1,0 +1,435 @@
+"""`dataplatform plan`: the Pulumi program run offline under mocks, as a readable resource tree.
+
+It answers "what would this stack deploy?" without a cloud account or the Pulumi CLI:
+`run_plan` reads `Pulumi.<stack>.yaml`, loads the definitions, builds the functions archive
+and runs `program.compose` in-process with `infra.mocks` standing in for the engine and
+the provider. Every resource the program registers is collected with its type, name,
+component and inputs (as the engine would receive them); the text rendering groups them
+by component with key properties and totals, `--json` gives everything.
+
+It is an offline statement of intent, NOT a diff: it knows nothing about what is already
+deployed (no state, no refresh). `pulumi preview` against the real stack is the diff.
+Secrets are never shown: encrypted `secure:` config cannot be read offline and appears as
+`[secret]`, and every secret input is masked.
+
+Speed: the mock engine is the Pulumi SDK's own, whose per-resource cost is dominated by
+bookkeeping this offline run does not need. While the program runs, `run_plan` turns off
+two things that grow with the number of resources and change nothing in the result:
+the SDK's source-position stack walk (`_get_stack_trace`, used by the engine for
+diagnostics only) and Python's cyclic garbage collector (full collections rescan every
+live resource object, which makes a large plan quadratic). Both are restored afterwards.
+See bench/plan_scale.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import resource as pulumi_resource
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import source_pb2
+
+from dataplatform.definitions.loader import load_catalog
+from dataplatform.errors import PlatformError
+from infra import mocks, policies
+from infra.archive import build_archive
+from infra.config import SECRET_PLACEHOLDER, StackConfig, read_stack_file
+from infra.program import compose
+
+OFFLINE_NOTE = (
+    "OFFLINE INTENT: the resources the Pulumi program declares for this stack, computed under mocks "
+    "(no cloud calls, no state). This is not a diff against what is deployed; run `pulumi preview` for that."
+)
+SECRET = "[secret]"
+
+KEY_PROPERTIES: Mapping[str, tuple[str, ...]] = {
+    "gcp:projects/service:Service": ("service",),
+    "gcp:serviceaccount/account:Account": ("accountId",),
+    "gcp:kms/keyRing:KeyRing": ("name", "location"),
+    "gcp:kms/cryptoKey:CryptoKey": ("name", "rotationPeriod", "purpose"),
+    "gcp:firestore/database:Database": ("name", "pointInTimeRecoveryEnablement", "deleteProtectionState"),
+    "gcp:storage/bucket:Bucket": ("name", "uniformBucketLevelAccess", "publicAccessPrevention"),
+    "gcp:storage/bucketObject:BucketObject": ("name", "bucket"),
+    "gcp:pubsub/schema:Schema": ("name", "type"),
+    "gcp:pubsub/topic:Topic": ("name", "labels.data", "schemaSettings.encoding"),
+    "gcp:pubsub/subscription:Subscription": (
+        "name",
+        "topic",
+        "bigqueryConfig.table",
+        "bigqueryConfig.useTopicSchema",
+        "bigqueryConfig.writeMetadata",
+        "pushConfig.pushEndpoint",
+        "messageRetentionDuration",
+    ),
+    "gcp:cloudfunctionsv2/function:Function": (
+        "name",
+        "buildConfig.runtime",
+        "buildConfig.entryPoint",
+        "buildConfig.source.storageSource.object",
+        "eventTrigger.pubsubTopic",
+        "eventTrigger.retryPolicy",
+        "serviceConfig.serviceAccountEmail",
+        "serviceConfig.ingressSettings",
+    ),
+    "gcp:eventarc/trigger:Trigger": ("id",),
+    "gcp:bigquery/dataset:Dataset": ("datasetId", "location", "defaultPartitionExpirationMs"),
+    "gcp:bigquery/table:Table": (
+        "datasetId",
+        "tableId",
+        "timePartitioning.type",
+        "timePartitioning.field",
+        "timePartitioning.expirationMs",
+        "clusterings",
+        "requirePartitionFilter",
+        "deletionProtection",
+        "view.query",
+    ),
+    "gcp:bigquery/dataTransferConfig:DataTransferConfig": (
+        "dataSourceId",
+        "schedule",
+        "params.destination_table_name_template",
+        "params.write_disposition",
+        "serviceAccountName",
+        "notificationPubsubTopic",
+    ),
+    "gcp:cloudscheduler/job:Job": ("name", "schedule", "httpTarget.uri", "httpTarget.oidcToken.serviceAccountEmail"),
+    "gcp:secretmanager/secret:Secret": ("secretId",),
+    "gcp:secretmanager/secretVersion:SecretVersion": ("secret", "secretData"),
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "displayName"),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "conditions.0.conditionThreshold.filter"),
+    "gcp:logging/metric:Metric": ("name", "filter"),
+    "gcp:apigateway/api:Api": ("apiId",),
+    "gcp:apigateway/apiConfig:ApiConfig": ("apiConfigIdPrefix", "gatewayConfig.backendConfig.googleServiceAccount"),
+    "gcp:apigateway/gateway:Gateway": ("gatewayId", "region"),
+}
+IAM_TARGETS = ("topic", "subscription", "cryptoKeyId", "bucket", "secretId", "serviceAccountId", "datasetId", "tableId", "name", "project")
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One registered resource (or component) and where it sits in the tree."""
+
+    urn: str
+    type: str
+    name: str
+    component: str
+    """`<component type> <name>` of the nearest component ancestor; "" at the stack level."""
+    parent: str
+    custom: bool
+    read: bool
+    protect: bool
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    """Outputs a component registered (empty for custom resources)."""
+
+    @property
+    def short_type(self) -> str:
+        """`gcp:pubsub/topic:Topic` → `pubsub.Topic`; components keep their own name."""
+        if self.type.startswith("gcp:"):
+            module = self.type.split(":")[1].split("/")[0]
+            return f"{module}.{self.type.rsplit(':', 1)[1]}"
+        return self.type.rsplit(":", 1)[-1]
+
+    def key_properties(self) -> dict[str, Any]:
+        paths = KEY_PROPERTIES.get(self.type)
+        if paths is None and self.type.endswith(("IAMMember", "IamMember")):
+            paths = ("role", "member", *IAM_TARGETS)
+        if paths is None:
+            paths = ("name",)
+        out: dict[str, Any] = {}
+        for path in paths:
+            value = _dig(self.inputs, path)
+            if value is not None and value != "":
+                out[path] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every resource the program declares for one stack, offline."""
+
+    stack: str
+    project: str
+    region: str
+    resources: tuple[PlannedResource, ...]
+    exports: Mapping[str, Any]
+    notes: tuple[str, ...]
+    seconds: float
+    violations: tuple[policies.Violation, ...] = ()
+    """What the policy pack would report for these resources (`infra/policies.py`)."""
+
+    @property
+    def components(self) -> list[PlannedResource]:
+        return [r for r in self.resources if not r.custom]
+
+    @property
+    def cloud_resources(self) -> list[PlannedResource]:
+        return [r for r in self.resources if r.custom]
+
+    def by_component(self) -> dict[str, list[PlannedResource]]:
+        groups: dict[str, list[PlannedResource]] = {f"{c.short_type} {c.name}": [] for c in self.components}
+        for resource in self.cloud_resources:
+            groups.setdefault(resource.component, []).append(resource)
+        return groups
+
+    def totals(self) -> dict[str, Any]:
+        cloud = self.cloud_resources
+        return {
+            "resources": len(cloud),
+            "read_only": sum(1 for r in cloud if r.read),
+            "protected": sum(1 for r in cloud if r.protect),
+            "components": dict(sorted(Counter(c.short_type for c in self.components).items())),
+            "by_type": dict(sorted(Counter(r.short_type for r in cloud).items())),
+        }
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_plan(root: str | Path = ".", stack: str | None = None) -> Plan:
+    """Run the program of `root` for `stack` under mocks and collect what it declares."""
+    root = Path(root)
+    started = time.perf_counter()
+    stack_file = read_stack_file(root, stack)
+    catalog = load_catalog(root)
+    archive = build_archive(root)
+    values = stack_file.values
+    notes = [
+        f"{key} is encrypted or not set in Pulumi.{stack_file.stack}.yaml; the plan uses the placeholder {SECRET_PLACEHOLDER}"
+        for key in stack_file.placeholders
+    ]
+    pulumi.runtime.set_all_config(dict(values), list(stack_file.secret_keys))
+    monitor = mocks.install(
+        project=values.get("gcp:project", "unset-project"),
+        region=values.get("gcp:region", "unset-region"),
+        stack=stack_file.stack,
+        project_number=values.get("dataplatform:projectNumber"),
+    )
+    exports: dict[str, Any] = {}
+
+    def program() -> pulumi.Output:
+        deployment = compose(catalog, StackConfig.from_pulumi(), archive)
+        return pulumi.Output.from_input(deployment.exports).apply(exports.update)
+
+    with _lean_sdk():
+        pulumi.runtime.test(program)()
+    registrations = monitor.registrations
+    resources = sorted(
+        (
+            PlannedResource(
+                urn=reg.urn,
+                type=reg.type,
+                name=reg.name,
+                component=_component_of(reg.parent, registrations),
+                parent=reg.parent,
+                custom=reg.custom,
+                read=reg.read,
+                protect=reg.protect,
+                inputs=_clean(reg.inputs),
+                outputs=_clean(reg.component_outputs) if not reg.custom else {},
+            )
+            for reg in registrations.values()
+        ),
+        key=_tree_order,
+    )
+    violations = policies.check_resources(
+        policies.Checked(r.type, r.name, r.urn, r.inputs, r.protect) for r in resources if r.custom
+    )
+    return Plan(
+        stack=stack_file.stack,
+        project=values.get("gcp:project", ""),
+        region=values.get("gcp:region", ""),
+        resources=tuple(resources),
+        exports=_clean(exports),
+        notes=tuple(notes),
+        seconds=time.perf_counter() - started,
+        violations=tuple(violations),
+    )
+
+
+COMPONENT_ORDER = {"Platform": 0, "EventPipeline": 1, "DataEndpoint": 2}
+
+
+def _tree_order(resource: PlannedResource) -> tuple:
+    """Components in a fixed order (Platform, pipelines, endpoints; by name), then type and name."""
+    label = resource.component if resource.custom else f"{resource.short_type} {resource.name}"
+    kind, _, name = label.partition(" ")
+    return (COMPONENT_ORDER.get(kind, 3), name, resource.custom, resource.type, resource.name)
+
+
+@contextlib.contextmanager
+def _lean_sdk() -> Iterator[None]:
+    """Skip the SDK's source-position stack walk and pause the cyclic GC while the program runs."""
+    original = pulumi_resource._get_stack_trace
+    empty = source_pb2.StackTrace()
+    gc_was_enabled = gc.isenabled()
+    pulumi_resource._get_stack_trace = lambda: empty
+    gc.disable()
+    try:
+        yield
+    finally:
+        pulumi_resource._get_stack_trace = original
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _component_of(parent: str, registrations: Mapping[str, mocks.Registration]) -> str:
+    while parent:
+        reg = registrations.get(parent)
+        if reg is None:
+            return ""
+        if not reg.custom:
+            return f"{reg.type.rsplit(':', 1)[-1]} {reg.name}"
+        parent = reg.parent
+    return ""
+
+
+def _clean(value: Any) -> Any:
+    """Secrets masked, integral numbers as ints (the wire format has only doubles), assets by path."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, pulumi.Asset | pulumi.Archive):
+        return {"asset": getattr(value, "path", type(value).__name__)}
+    return value
+
+
+def _dig(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(data, Mapping):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def to_json(plan: Plan) -> dict[str, Any]:
+    """The whole plan as one JSON-able object: every resource with its inputs, grouped by component."""
+    components = []
+    by_urn = {c.urn: c for c in plan.components}
+    groups = plan.by_component()
+    for label, resources in groups.items():
+        component = next((c for c in by_urn.values() if f"{c.short_type} {c.name}" == label), None)
+        components.append(
+            {
+                "component": label or "(stack)",
+                "type": component.type if component else "pulumi:pulumi:Stack",
+                "name": component.name if component else plan.stack,
+                "urn": component.urn if component else "",
+                "outputs": component.outputs if component else {},
+                "resources": [
+                    {
+                        "type": r.type,
+                        "name": r.name,
+                        "urn": r.urn,
+                        "read": r.read,
+                        "protect": r.protect,
+                        "key": r.key_properties(),
+                        "inputs": r.inputs,
+                    }
+                    for r in resources
+                ],
+            }
+        )
+    return {
+        "kind": "offline-intent",
+        "note": OFFLINE_NOTE,
+        "stack": plan.stack,
+        "project": plan.project,
+        "region": plan.region,
+        "components": components,
+        "totals": plan.totals(),
+        "exports": plan.exports,
+        "policies": {
+            "checked": [p.name for p in policies.POLICIES],
+            "violations": [{"policy": v.policy, "urn": v.urn, "message": v.message} for v in plan.violations],
+        },
+        "notes": list(plan.notes),
+    }
+
+
+def render_text(plan: Plan, *, width: int = 160) -> str:
+    """The resource tree by component: type, name and key properties, then totals."""
+    lines = [
+        f"dataplatform plan: stack {plan.stack!r}, project {plan.project!r}, region {plan.region!r}",
+        OFFLINE_NOTE,
+        "",
+    ]
+    for label, resources in plan.by_component().items():
+        lines.append(f"{label or '(stack)'}  [{len(resources)} resources]")
+        for r in resources:
+            flags = "".join((" (read)" if r.read else "", " (protected)" if r.protect else ""))
+            props = "  ".join(f"{k}={_short(v)}" for k, v in r.key_properties().items())
+            line = f"  {r.short_type:<32} {r.name}{flags}  {props}".rstrip()
+            lines.append(line if len(line) <= width else line[: width - 1] + "…")
+        lines.append("")
+    totals = plan.totals()
+    lines.append("Totals")
+    lines.append(f"  resources: {totals['resources']} (read-only: {totals['read_only']}, protected: {totals['protected']})")
+    lines.append("  components: " + ", ".join(f"{k} {v}" for k, v in totals["components"].items()))
+    for kind, count in totals["by_type"].items():
+        lines.append(f"  {kind:<32} {count}")
+    lines.append("")
+    if plan.violations:
+        lines.append(f"Policies: {len(plan.violations)} violation(s)")
+        lines.extend(f"  {v}" for v in plan.violations)
+    else:
+        lines.append(f"Policies: all {len(policies.POLICIES)} pass (infra/policies.py)")
+    if plan.notes:
+        lines.append("")
+        lines.append("Notes")
+        lines.extend(f"  {note}" for note in plan.notes)
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m infra.plan [--json] [--stack NAME] [--root DIR]` (what `dataplatform plan` calls)."""
+    parser = argparse.ArgumentParser(prog="dataplatform plan", description=OFFLINE_NOTE)
+    parser.add_argument("--json", action="store_true", help="print the whole plan as one JSON object")
+    parser.add_argument("--stack", default=None, help="stack name (Pulumi.<stack>.yaml); default: the only one")
+    parser.add_argument("--root", default=".", help="repository root (Pulumi.yaml, schemas/, workflows/)")
+    args = parser.parse_args(argv)
+    try:
+        plan = run_plan(args.root, args.stack)
+    except PlatformError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(plan), indent=2, sort_keys=True, default=str) + "\n")
+    else:
+        sys.stdout.write(render_text(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
