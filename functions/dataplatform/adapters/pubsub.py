@@ -1,0 +1,496 @@
+"""Pub/Sub on google-cloud-pubsub: the `ports.Publisher` the functions publish with, and the
+admin/pull helpers the local stack and the tests use (topics, subscriptions, pull, ack).
+
+Why it is built this way:
+- ONE long-lived `PublisherClient` per process (settings.py caches the publisher): the client
+  keeps a gRPC channel and a batch per topic, so creating one per request would pay a
+  connection per request and defeat batching.
+- Batching: up to 1,000 messages / 9 MB per request (under the 10 MB API limit) and a short
+  latency (10 ms), because a function publishes a whole batch at once and then waits for it:
+  a long latency would be added to every request. Ordering is off (ordering keys serialise
+  publishing per key and nothing downstream needs order: rows carry event_time).
+- `publish` enqueues every message, then waits for every future, bounded by `timeout`: the
+  function answers only once Pub/Sub has the messages (at-least-once), and never hangs past
+  its own deadline. Any failure is a `TransientError` naming the topic and the error type,
+  never message contents (they are personal data), so Pub/Sub or the client retries.
+- Against the emulator (`PUBSUB_EMULATOR_HOST` set) the client library connects to it with
+  no credentials by itself; nothing here special-cases it except the schema client.
+- Pulls block on the emulator until messages arrive, so every pull is bounded by a
+  timeout, and a timeout is "no messages" (`[]`), not an error.
+
+google-cloud imports are lazy (inside functions), so importing this module is free.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dataplatform.errors import PlatformError, TransientError
+from dataplatform.ports import Message
+
+EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
+MAX_BATCH_MESSAGES = 1000
+MAX_BATCH_BYTES = 9_000_000
+MAX_BATCH_LATENCY_SECONDS = 0.01
+PUBLISH_TIMEOUT_SECONDS = 60.0
+ADMIN_TIMEOUT_SECONDS = 30.0
+ACK_CHUNK = 1000
+"""Ack ids per acknowledge request (the API caps a request at 512 KiB; an id is < 200 B)."""
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    return (
+        gexc.ServiceUnavailable,
+        gexc.DeadlineExceeded,
+        gexc.InternalServerError,
+        gexc.TooManyRequests,
+        gexc.ResourceExhausted,
+        gexc.Aborted,
+        gexc.Unknown,
+        gexc.GatewayTimeout,
+        gexc.BadGateway,
+        gexc.RetryError,
+        auth_exc.TransportError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """google-cloud failures → TransientError (retry may fix it) or PlatformError (fix config)."""
+    from google.api_core import exceptions as gexc
+
+    try:
+        yield
+    except PlatformError:
+        raise
+    except _transient_types() as exc:
+        raise TransientError(
+            f"Pub/Sub unavailable while {action}: {type(exc).__name__}; retry later"
+        ) from exc
+    except gexc.NotFound as exc:
+        raise PlatformError(
+            f"Pub/Sub: {action} failed: not found ({exc.message}); create the topic or "
+            "subscription first (`dataplatform local up` or `pulumi up` creates them)"
+        ) from exc
+    except gexc.GoogleAPICallError as exc:
+        raise PlatformError(
+            f"Pub/Sub refused {action}: {type(exc).__name__}: {exc.message}; check the "
+            "project, the names and the service account's Pub/Sub roles"
+        ) from exc
+
+
+def _check_id(kind: str, name: str) -> str:
+    """Topic/subscription ids: 3–255 chars, starting with a letter (emulator and API agree)."""
+    if not (3 <= len(name) <= 255) or not name[0].isalpha() or name.startswith("goog"):
+        raise PlatformError(
+            f"invalid Pub/Sub {kind} id {name!r}: use 3 to 255 characters starting with a "
+            "letter (not 'goog')"
+        )
+    return name
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+class PubSubPublisher:
+    """`ports.Publisher` on one long-lived batching `PublisherClient`. Thread-safe."""
+
+    def __init__(
+        self,
+        project: str,
+        client: Any = None,
+        *,
+        max_messages: int = MAX_BATCH_MESSAGES,
+        max_bytes: int = MAX_BATCH_BYTES,
+        max_latency: float = MAX_BATCH_LATENCY_SECONDS,
+        timeout: float = PUBLISH_TIMEOUT_SECONDS,
+    ) -> None:
+        if not project:
+            raise PlatformError("PubSubPublisher needs a project id (DATAPLATFORM_PROJECT)")
+        self._project = project
+        self._timeout = timeout
+        self._settings = (max_messages, max_bytes, max_latency)
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PubSubPublisher({self._project!r})"
+
+    @property
+    def project(self) -> str:
+        return self._project
+
+    @property
+    def client(self) -> Any:
+        """The underlying `PublisherClient`, created on first use."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        from google.api_core.retry import Retry
+        from google.cloud import pubsub_v1
+        from google.cloud.pubsub_v1 import types
+
+        max_messages, max_bytes, max_latency = self._settings
+        with _translated("creating the publisher client"):
+            return pubsub_v1.PublisherClient(
+                batch_settings=types.BatchSettings(
+                    max_bytes=max_bytes, max_latency=max_latency, max_messages=max_messages
+                ),
+                publisher_options=types.PublisherOptions(
+                    enable_message_ordering=False,
+                    # The library's default retries a publish for up to 10 minutes; a
+                    # function must answer before its own deadline, so bound it.
+                    retry=Retry(timeout=self._timeout),
+                    timeout=self._timeout,
+                ),
+            )
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self._project}/topics/{topic}"
+
+    def publish(self, topic: str, messages: Sequence[Message]) -> list[str]:
+        """Publish all `messages` to `topic`, wait for every future; return the message ids."""
+        if not messages:
+            return []
+        client = self.client
+        path = self.topic_path(_check_id("topic", topic))
+        futures = []
+        try:
+            for message in messages:
+                futures.append(client.publish(path, bytes(message.data), **dict(message.attributes)))
+            return [future.result(timeout=self._timeout) for future in futures]
+        except PlatformError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — every publish failure is retryable by the caller
+            # Futures carry the client's exceptions (gRPC errors, timeouts, flow control);
+            # whatever it is, the messages are not all safely in Pub/Sub: let the caller retry.
+            raise TransientError(
+                f"publishing {len(messages)} message(s) to Pub/Sub topic {topic!r} failed: "
+                f"{type(exc).__name__}; retry later (event ids make a retry idempotent downstream)"
+            ) from exc
+
+    def close(self) -> None:
+        """Flush pending batches and stop the client's threads (end of process / tests)."""
+        if self._client is not None:
+            self._client.stop()
+            self._client = None
+
+
+# --------------------------------------------------------------------------- admin, pull
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A pulled message: what a sink needs to load it and then ack it."""
+
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    publish_time: datetime
+    delivery_attempt: int
+    """1 on first delivery; 0 when the subscription has no dead-letter policy (API rule)."""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Push redelivery backoff (Pub/Sub retry policy) and dead-lettering."""
+
+    min_backoff_seconds: float = 10.0
+    max_backoff_seconds: float = 600.0
+
+
+class PubSubAdmin:
+    """Topics, subscriptions, schemas, pull and ack: for the local stack, infra checks, tests.
+
+    Every `ensure_*` is idempotent (AlreadyExists is success) and returns whether it
+    created something. Note: an existing subscription is not updated to new settings.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        publisher: Any = None,
+        subscriber: Any = None,
+        *,
+        timeout: float = ADMIN_TIMEOUT_SECONDS,
+    ) -> None:
+        if not project:
+            raise PlatformError("PubSubAdmin needs a project id (DATAPLATFORM_PROJECT)")
+        self._project = project
+        self._publisher = publisher
+        self._subscriber = subscriber
+        self._schemas: Any = None
+        self._timeout = timeout
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PubSubAdmin({self._project!r})"
+
+    @property
+    def project(self) -> str:
+        return self._project
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self._project}/topics/{_check_id('topic', topic)}"
+
+    def subscription_path(self, subscription: str) -> str:
+        return f"projects/{self._project}/subscriptions/{_check_id('subscription', subscription)}"
+
+    def schema_path(self, schema_id: str) -> str:
+        return f"projects/{self._project}/schemas/{schema_id}"
+
+    # ------------------------------------------------------------------ clients
+
+    @property
+    def publisher(self) -> Any:
+        if self._publisher is None:
+            with self._lock:
+                if self._publisher is None:
+                    from google.cloud import pubsub_v1
+
+                    self._publisher = pubsub_v1.PublisherClient()
+        return self._publisher
+
+    @property
+    def subscriber(self) -> Any:
+        if self._subscriber is None:
+            with self._lock:
+                if self._subscriber is None:
+                    from google.cloud import pubsub_v1
+
+                    self._subscriber = pubsub_v1.SubscriberClient()
+        return self._subscriber
+
+    @property
+    def schema_client(self) -> Any:
+        if self._schemas is None:
+            with self._lock:
+                if self._schemas is None:
+                    from google.pubsub_v1 import SchemaServiceClient
+
+                    if os.environ.get(EMULATOR_ENV):
+                        from google.auth.credentials import AnonymousCredentials
+
+                        self._schemas = SchemaServiceClient(credentials=AnonymousCredentials())
+                    else:
+                        self._schemas = SchemaServiceClient()
+        return self._schemas
+
+    def close(self) -> None:
+        """Close the subscriber's channel (the publisher has no background threads here)."""
+        if self._subscriber is not None:
+            self._subscriber.close()
+            self._subscriber = None
+
+    # ------------------------------------------------------------------ topics and schemas
+
+    def ensure_schema(self, schema_id: str, avro_json: str) -> bool:
+        """An Avro Pub/Sub schema (the clean topics' `compile.avro.avro_schema_json`)."""
+        from google.api_core import exceptions as gexc
+        from google.pubsub_v1.types import Schema
+
+        schema = Schema(name=self.schema_path(schema_id), type_=Schema.Type.AVRO, definition=avro_json)
+        with _translated(f"creating schema {schema_id!r}"):
+            try:
+                self.schema_client.create_schema(
+                    request={"parent": f"projects/{self._project}", "schema": schema, "schema_id": schema_id},
+                    timeout=self._timeout,
+                )
+                return True
+            except gexc.AlreadyExists:
+                return False
+
+    def ensure_topic(self, topic: str, *, schema_id: str | None = None, encoding: str = "BINARY") -> bool:
+        """Create `topic` unless it exists; with `schema_id`, bound to that schema (Avro BINARY).
+
+        The emulator stores the schema binding but does not enforce it; Pub/Sub does.
+        """
+        from google.api_core import exceptions as gexc
+
+        request: dict[str, Any] = {"name": self.topic_path(topic)}
+        if schema_id is not None:
+            request["schema_settings"] = {"schema": self.schema_path(schema_id), "encoding": encoding}
+        with _translated(f"creating topic {topic!r}"):
+            try:
+                self.publisher.create_topic(request=request, timeout=self._timeout)
+                return True
+            except gexc.AlreadyExists:
+                return False
+
+    def topic_exists(self, topic: str) -> bool:
+        from google.api_core import exceptions as gexc
+
+        with _translated(f"reading topic {topic!r}"):
+            try:
+                self.publisher.get_topic(request={"topic": self.topic_path(topic)}, timeout=self._timeout)
+                return True
+            except gexc.NotFound:
+                return False
+
+    def delete_topic(self, topic: str) -> bool:
+        from google.api_core import exceptions as gexc
+
+        with _translated(f"deleting topic {topic!r}"):
+            try:
+                self.publisher.delete_topic(request={"topic": self.topic_path(topic)}, timeout=self._timeout)
+                return True
+            except gexc.NotFound:
+                return False
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def ensure_push_subscription(
+        self,
+        name: str,
+        topic: str,
+        endpoint: str,
+        *,
+        dead_letter_topic: str | None = None,
+        max_delivery_attempts: int = 5,
+        ack_deadline: int = 60,
+        retry: RetrySettings = RetrySettings(),
+    ) -> bool:
+        """A push subscription POSTing `{"message", "subscription"}` to `endpoint`.
+
+        A non-2xx answer is a nack: Pub/Sub redelivers with exponential backoff between
+        `retry.min_backoff_seconds` and `retry.max_backoff_seconds`; after
+        `max_delivery_attempts` (5–100) the message goes to `dead_letter_topic` (created
+        here when missing) instead of being retried forever.
+        """
+        request = self._subscription_request(name, topic, ack_deadline, dead_letter_topic, max_delivery_attempts)
+        request["push_config"] = {"push_endpoint": endpoint}
+        request["retry_policy"] = {
+            "minimum_backoff": _duration(retry.min_backoff_seconds),
+            "maximum_backoff": _duration(retry.max_backoff_seconds),
+        }
+        return self._create_subscription(name, request)
+
+    def ensure_pull_subscription(
+        self,
+        name: str,
+        topic: str,
+        *,
+        ack_deadline: int = 60,
+        dead_letter_topic: str | None = None,
+        max_delivery_attempts: int = 5,
+    ) -> bool:
+        """A pull subscription (the local "BigQuery subscription" sinks, drains, tests)."""
+        request = self._subscription_request(name, topic, ack_deadline, dead_letter_topic, max_delivery_attempts)
+        return self._create_subscription(name, request)
+
+    def delete_subscription(self, name: str) -> bool:
+        from google.api_core import exceptions as gexc
+
+        with _translated(f"deleting subscription {name!r}"):
+            try:
+                self.subscriber.delete_subscription(
+                    request={"subscription": self.subscription_path(name)}, timeout=self._timeout
+                )
+                return True
+            except gexc.NotFound:
+                return False
+
+    def _subscription_request(
+        self, name: str, topic: str, ack_deadline: int, dead_letter_topic: str | None, attempts: int
+    ) -> dict[str, Any]:
+        if not 10 <= ack_deadline <= 600:
+            raise PlatformError(f"subscription {name!r}: ack_deadline {ack_deadline}s must be 10 to 600 seconds")
+        request: dict[str, Any] = {
+            "name": self.subscription_path(name),
+            "topic": self.topic_path(topic),
+            "ack_deadline_seconds": ack_deadline,
+        }
+        if dead_letter_topic is not None:
+            if not 5 <= attempts <= 100:
+                raise PlatformError(
+                    f"subscription {name!r}: max_delivery_attempts {attempts} must be 5 to 100 (Pub/Sub's range)"
+                )
+            self.ensure_topic(dead_letter_topic)
+            request["dead_letter_policy"] = {
+                "dead_letter_topic": self.topic_path(dead_letter_topic),
+                "max_delivery_attempts": attempts,
+            }
+        return request
+
+    def _create_subscription(self, name: str, request: dict[str, Any]) -> bool:
+        from google.api_core import exceptions as gexc
+
+        with _translated(f"creating subscription {name!r}"):
+            try:
+                self.subscriber.create_subscription(request=request, timeout=self._timeout)
+                return True
+            except gexc.AlreadyExists:
+                return False
+
+    # ------------------------------------------------------------------ pull / ack
+
+    def pull(self, subscription: str, max_messages: int = 1000, timeout: float = 5.0) -> list[ReceivedMessage]:
+        """Up to `max_messages` messages, waiting at most `timeout` seconds; [] when none came."""
+        from google.api_core import exceptions as gexc
+
+        path = self.subscription_path(subscription)
+        with _translated(f"pulling from {subscription!r}"):
+            try:
+                response = self.subscriber.pull(
+                    request={"subscription": path, "max_messages": max_messages},
+                    timeout=timeout,
+                    retry=None,
+                )
+            except gexc.DeadlineExceeded:
+                return []
+        out = []
+        for received in response.received_messages:
+            message = received.message
+            out.append(
+                ReceivedMessage(
+                    ack_id=received.ack_id,
+                    message_id=message.message_id,
+                    data=bytes(message.data),
+                    attributes=dict(message.attributes),
+                    publish_time=message.publish_time,
+                    delivery_attempt=received.delivery_attempt,
+                )
+            )
+        return out
+
+    def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        """Acknowledge (in chunks of `ACK_CHUNK`): the messages are done and will not come back."""
+        path = self.subscription_path(subscription)
+        for start in range(0, len(ack_ids), ACK_CHUNK):
+            chunk = list(ack_ids[start : start + ACK_CHUNK])
+            with _translated(f"acknowledging {len(chunk)} message(s) on {subscription!r}"):
+                self.subscriber.acknowledge(
+                    request={"subscription": path, "ack_ids": chunk}, timeout=self._timeout
+                )
+
+    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        """Give messages back for redelivery now (ack deadline 0), e.g. after a failed load."""
+        path = self.subscription_path(subscription)
+        for start in range(0, len(ack_ids), ACK_CHUNK):
+            chunk = list(ack_ids[start : start + ACK_CHUNK])
+            with _translated(f"nacking {len(chunk)} message(s) on {subscription!r}"):
+                self.subscriber.modify_ack_deadline(
+                    request={"subscription": path, "ack_ids": chunk, "ack_deadline_seconds": 0},
+                    timeout=self._timeout,
+                )
+
+
+def _duration(seconds: float) -> dict[str, int]:
+    whole = int(seconds)
+    return {"seconds": whole, "nanos": int(round((seconds - whole) * 1e9))}

@@ -1,0 +1,35 @@
+"""Cloud Functions entry points: thin adapters from functions-framework to `dataplatform.pipeline`.
+
+Business logic never lives here. Each function takes its dependencies from
+`dataplatform.settings.runtime()` (built from the environment on first use, then cached
+for the life of the instance) and delegates to one use case.
+
+- `collect`   HTTP: a client's batch of events → raw topics (`pipeline/collect.py`).
+- `anonymize` CloudEvent (Pub/Sub push / trigger on `<event>-raw`) → clean topics and
+  `failed-events` (`pipeline/anonymize_handler.py`); raises only to get a redelivery.
+- `forget`    HTTP: crypto-shred one user's keys (`pipeline/forget.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import functions_framework
+
+from dataplatform.pipeline import anonymize_handler, collect as collect_use_case, forget as forget_use_case
+from dataplatform.settings import runtime
+
+
+@functions_framework.http
+def collect(request: Any) -> tuple[bytes, int, dict[str, str]]:
+    return collect_use_case.handle_http(request, runtime().collect_deps())
+
+
+@functions_framework.cloud_event
+def anonymize(cloud_event: Any) -> None:
+    anonymize_handler.handle_push(cloud_event, runtime().anonymize_deps())
+
+
+@functions_framework.http
+def forget(request: Any) -> tuple[bytes, int, dict[str, str]]:
+    return forget_use_case.handle_http(request, runtime().forget_deps())
