@@ -168,7 +168,8 @@ class KeyStoreContract:
             barrier.wait()
             store.erase(record_id, T0 + timedelta(days=1))
 
-        threads = [threading.Thread(target=create) for _ in range(4)] + [threading.Thread(target=erase)]
+        threads = [threading.Thread(target=create) for _ in range(4)]
+        threads.append(threading.Thread(target=erase))
         for thread in threads:
             thread.start()
         for thread in threads:

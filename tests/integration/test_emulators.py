@@ -171,7 +171,8 @@ def test_env_override_points_to_missing_binary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATAPLATFORM_GCS_EMULATOR", "/nonexistent/override")
-    with pytest.raises(EmulatorMissing, match=r"^gcp-storage-emulator not found \(/nonexistent/override\)"):
+    expected = r"^gcp-storage-emulator not found \(/nonexistent/override\)"
+    with pytest.raises(EmulatorMissing, match=expected):
         emulators.start_gcs(tmp_path)
 
 

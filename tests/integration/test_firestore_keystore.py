@@ -123,7 +123,8 @@ def test_unreachable_firestore_is_transient(
     """Nothing listens on the port: the adapter raises TransientError (Pub/Sub retries)."""
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     store = FirestoreKeyStore(collection="user_keys", timeout=2)
-    with pytest.raises(TransientError, match="key store \\(Firestore\\) unavailable while reading 1 key records"):
+    expected = r"key store \(Firestore\) unavailable while reading 1 key records"
+    with pytest.raises(TransientError, match=expected):
         store.get_many([new_id()])
     with pytest.raises(TransientError, match="while creating key record"):
         store.create(new_record())
@@ -142,7 +143,9 @@ def test_malformed_active_record_can_still_be_erased(firestore_store: FirestoreK
     """Erasure must not depend on parsing the keys it destroys."""
     record_id = new_id()
     ref = firestore_store.client.collection(firestore_store.collection).document(record_id)
-    ref.set({"status": "active", "created_at": T0, "pseudonym": 7, "aead_keyset": "junk", "extra": 1})
+    ref.set(
+        {"status": "active", "created_at": T0, "pseudonym": 7, "aead_keyset": "junk", "extra": 1}
+    )
     assert firestore_store.erase(record_id, T0 + timedelta(days=1)) is True
     assert set(ref.get().to_dict()) == {"status", "created_at", "erased_at"}
     tomb = firestore_store.get_many([record_id])[record_id]

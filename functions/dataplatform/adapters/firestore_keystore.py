@@ -110,7 +110,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _check_id(record_id: str) -> str:
-    if not isinstance(record_id, str) or not record_id or "/" in record_id or record_id in (".", ".."):
+    valid = isinstance(record_id, str) and record_id not in ("", ".", "..")
+    if not valid or "/" in record_id:
         raise PlatformError(
             f"invalid key record id {record_id!r}: expected the hex HMAC of a user id "
             "(PlatformKeys.record_id)"
@@ -214,7 +215,9 @@ class FirestoreKeyStore:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         if not collection or "/" in collection:
-            raise PlatformError(f"invalid Firestore collection name {collection!r} for the key store")
+            raise PlatformError(
+                f"invalid Firestore collection name {collection!r} for the key store"
+            )
         with _translated("creating the Firestore client"):
             self._client = client if client is not None else make_client(project, database)
         self._collection_name = collection
@@ -285,12 +288,15 @@ class FirestoreKeyStore:
                 snapshot = ref.get(retry=self._retry, timeout=self._timeout)
                 if not snapshot.exists:
                     try:
-                        ref.create(_tombstone_document(at, at), retry=self._retry, timeout=self._timeout)
+                        ref.create(
+                            _tombstone_document(at, at), retry=self._retry, timeout=self._timeout
+                        )
                         return False
                     except AlreadyExists:
                         continue  # created meanwhile: erase what is there now
                 current = snapshot.to_dict() or {}
-                if current.get("status") == STATUS_ERASED and isinstance(current.get("erased_at"), datetime):
+                erased_at = current.get("erased_at")
+                if current.get("status") == STATUS_ERASED and isinstance(erased_at, datetime):
                     return False  # already a tombstone: keep the first erasure time
                 created_at = current.get("created_at")
                 changes: dict[str, Any] = {name: firestore.DELETE_FIELD for name in current}

@@ -257,7 +257,7 @@ def find_java(java: str | os.PathLike[str] | None = None) -> Path:
 
 
 def sdk_root(gcloud: Path) -> Path:
-    """The Cloud SDK root of a gcloud binary (…/google-cloud-sdk/bin/gcloud → …/google-cloud-sdk)."""
+    """The Cloud SDK root of a gcloud binary: …/google-cloud-sdk/bin/gcloud → …/google-cloud-sdk."""
     real = gcloud.resolve()
     return real.parent.parent if real.parent.name == "bin" else DEFAULT_SDK_ROOT
 
@@ -446,7 +446,10 @@ def start_firestore(
         port,
         lambda chosen: _spawn(
             "firestore",
-            [str(gcloud_path), "emulators", "firestore", "start", f"--host-port={LOOPBACK}:{chosen}"],
+            [
+                str(gcloud_path), "emulators", "firestore", "start",
+                f"--host-port={LOOPBACK}:{chosen}",
+            ],
             host=LOOPBACK,
             port=chosen,
             state_dir=Path(state_dir),

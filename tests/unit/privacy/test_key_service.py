@@ -67,13 +67,16 @@ def test_new_users_are_minted_and_stored(
     assert service.minted == 2
 
 
-def test_resolved_keys_encrypt_and_decrypt(service: KeyService, platform: PlatformKeys, store: MemoryKeyStore) -> None:
+def test_resolved_keys_encrypt_and_decrypt(
+    service: KeyService, platform: PlatformKeys, store: MemoryKeyStore
+) -> None:
     crypto = service.resolve(["alice"])["alice"]
     assert crypto is not None
     ciphertext = crypto.aead.encrypt(b"alice@example.com", AAD)
     reopened = open_keys(platform, store.all()[crypto.record_id])
     assert reopened.aead.decrypt(ciphertext, AAD) == b"alice@example.com"
-    assert reopened.daead.encrypt_deterministically(b"x", AAD) == crypto.daead.encrypt_deterministically(b"x", AAD)
+    same = crypto.daead.encrypt_deterministically(b"x", AAD)
+    assert reopened.daead.encrypt_deterministically(b"x", AAD) == same
 
 
 def test_one_get_many_per_resolve_for_all_misses(
@@ -262,7 +265,9 @@ def test_forget_elsewhere_is_seen_after_the_ttl(
     assert here.resolve(["jo"])["jo"] is None
 
 
-def test_tombstones_are_cached(service: KeyService, store: MemoryKeyStore, platform: PlatformKeys) -> None:
+def test_tombstones_are_cached(
+    service: KeyService, store: MemoryKeyStore, platform: PlatformKeys
+) -> None:
     store.erase(platform.record_id("kim"), datetime(2024, 1, 1, tzinfo=timezone.utc))
     assert service.resolve(["kim"]) == {"kim": None}
     assert service.resolve(["kim"]) == {"kim": None}
@@ -311,7 +316,8 @@ def test_store_errors_are_transient(
     platform: PlatformKeys, clock: ManualClock, fail_on: str, error: Exception
 ) -> None:
     service = KeyService(BrokenStore(fail_on, error), platform, clock)
-    with pytest.raises(TransientError, match=f"key store failed while .*{type(error).__name__}") as caught:
+    expected = f"key store failed while .*{type(error).__name__}"
+    with pytest.raises(TransientError, match=expected) as caught:
         service.resolve(["mo"])
     assert "'mo'" not in str(caught.value)  # the user id is not in the message
     assert "reset by peer" not in str(caught.value)  # nor the store's text
@@ -379,7 +385,9 @@ def test_cache_distinguishes_missing_from_cached_none() -> None:
     assert len(cache) == 0
 
 
-@pytest.mark.parametrize(("size", "ttl", "complaint"), [(-1, 5, "cache size"), (1, -5, "cache TTL")])
+@pytest.mark.parametrize(
+    ("size", "ttl", "complaint"), [(-1, 5, "cache size"), (1, -5, "cache TTL")]
+)
 def test_cache_rejects_negative_settings(size: int, ttl: float, complaint: str) -> None:
     with pytest.raises(PlatformError, match=complaint):
         TtlLruCache(size, ttl)
