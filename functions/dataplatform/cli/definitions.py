@@ -117,3 +117,27 @@ def lineage(
         print_json(use_case.to_json(tree))
     else:
         console.print(use_case.render_text(tree), markup=False, highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+catalog_app = typer.Typer(help="The data catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("build")
+@platform_errors
+def catalog_build(
+    out: Annotated[Path, typer.Option("--out", help="Output directory (rewritten).")] = Path(".dataplatform/catalog"),
+    root: RootOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Write the Markdown data catalog: an index, a page per event type and per endpoint."""
+    from dataplatform.pipeline.catalog_docs import build_catalog_docs
+
+    docs = build_catalog_docs(load_catalog(root), out)
+    if as_json:
+        print_json({"out_dir": str(docs.out_dir), "pages": [str(p) for p in docs.pages]})
+    else:
+        console.print(f"wrote {len(docs.pages)} pages to {docs.out_dir} (start at {docs.out_dir / 'index.md'})")

@@ -62,3 +62,21 @@ def test_schema_diff_exits_1_on_a_breaking_change_without_bump(tmp_path, repo_ro
     result = runner.invoke(app, ["schema", "diff", "--against", "HEAD", "--root", str(tmp_path)])
     assert result.exit_code == 1, result.output
     assert "track_duration_ms" in result.stdout and "breaking" in result.stdout
+
+
+def test_catalog_build_writes_a_page_per_definition(tmp_path, repo_root, catalog):
+    out = tmp_path / "catalog"
+    (out / "stale.md").parent.mkdir(parents=True)
+    (out / "stale.md").write_text("old")
+    result = runner.invoke(app, ["catalog", "build", "--out", str(out), "--root", str(repo_root), "--json"])
+    assert result.exit_code == 0, result.output
+    pages = json.loads(result.stdout)["pages"]
+    assert len(pages) == 1 + len(catalog.schemas) + len(catalog.endpoints)
+    assert not (out / "stale.md").exists()
+    index = (out / "index.md").read_text()
+    for schema in catalog.schemas:
+        assert f"events/{schema.key}.md" in index
+        assert (out / "events" / f"{schema.key}.md").read_text().startswith("#")
+    weekly = (out / "endpoints" / "weekly_top_tracks.md").read_text()
+    assert "endpoints.daily_track_plays" in weekly or "daily_track_plays" in weekly
+    assert "| [weekly_top_tracks](endpoints/weekly_top_tracks.md) |" in index and "daily_track_plays |" in index
