@@ -179,7 +179,7 @@ def _emit_encode(src: _Source, depth: int, avro_type: Any, value: str, path: str
         _emit_encode(src, depth + 1, inner, value, path, paths)
         return
     # Remember which column is being written, for the error message (cheap int store).
-    paths.append(f"{path} (expected {_EXPECTED[kind]})")
+    paths.append(f"column {path} (expected {_EXPECTED[kind]})")
     src.add(depth, f"at = {len(paths) - 1}")
     if kind == "string":
         b = src.name("b")
@@ -205,9 +205,7 @@ def _emit_encode(src: _Source, depth: int, avro_type: Any, value: str, path: str
     elif kind == "record":
         src.add(depth, f"if type({value}) is not dict: raise TypeError")
         for field in avro_type["fields"]:
-            v = src.name("v")
-            src.add(depth, f"{v} = {value}[{field['name']!r}]")
-            _emit_encode(src, depth, field["type"], v, f"{path}.{field['name']}", paths)
+            _emit_field(src, depth, field, value, f"{path}.{field['name']}", paths)
     elif kind == "array":
         src.add(depth, f"if type({value}) is not list: raise TypeError")
         src.add(depth, f"if {value}:")
@@ -223,6 +221,14 @@ def _emit_read_long(src: _Source, depth: int, target: str) -> None:
     src.add(depth, f"{target} = data[pos]")
     src.add(depth, f"if {target} < 0x80: {target} = ({target} >> 1) ^ -({target} & 1); pos += 1")
     src.add(depth, f"else: {target}, pos = read_long(data, pos)")
+
+
+def _emit_field(src: _Source, depth: int, field: Mapping[str, Any], record: str, path: str, paths: list[str]) -> None:
+    """Read one field of the dict in variable `record` (KeyError names it), then encode it."""
+    paths.append(f"column {path} is missing")
+    v = src.name("v")
+    src.add(depth, f"at = {len(paths) - 1}; {v} = {record}[{field['name']!r}]")
+    _emit_encode(src, depth, field["type"], v, path, paths)
 
 
 def _emit_decode(src: _Source, depth: int, avro_type: Any, target: str) -> None:
@@ -277,6 +283,7 @@ def _emit_decode(src: _Source, depth: int, avro_type: Any, target: str) -> None:
 
 _NAMESPACE: dict[str, Any] = {
     "AvroDecodeError": AvroDecodeError,
+    "Mapping": Mapping,
     "_LENGTHS": _LENGTHS,
     "_length": _length,
     "encode_long": encode_long,
@@ -296,10 +303,9 @@ def _compile(record: Mapping[str, Any]) -> tuple[Callable[[Mapping[str, Any]], b
     enc.add(0, "def encode(row):")
     enc.add(1, "out = bytearray(); at = -1")
     enc.add(1, "try:")
+    enc.add(2, "if not isinstance(row, Mapping): raise TypeError")
     for field in record["fields"]:
-        v = enc.name("v")
-        enc.add(2, f"at = -1; {v} = row[{field['name']!r}]")
-        _emit_encode(enc, 2, field["type"], v, field["name"], paths)
+        _emit_field(enc, 2, field, "row", field["name"], paths)
     enc.add(1, "except (TypeError, AttributeError, KeyError, ValueError, OverflowError, IndexError) as exc:")
     enc.add(2, "raise _Failed(at, exc) from None")
     enc.add(1, "return bytes(out)")
@@ -345,18 +351,10 @@ class AvroCodec:
         try:
             return self._encode(row)
         except _Failed as failed:
-            cause = failed.cause
-            if failed.at < 0:
-                where = "a column is missing" if isinstance(cause, KeyError) else "the row is not a dict"
-                if isinstance(cause, KeyError) and cause.args and isinstance(cause.args[0], str):
-                    where = f"column {cause.args[0]!r} is missing"
-            elif isinstance(cause, KeyError) and cause.args and isinstance(cause.args[0], str):
-                where = f"column {self._paths[failed.at]}: key {cause.args[0]!r} is missing"
-            else:
-                where = f"column {self._paths[failed.at]}"
+            where = self._paths[failed.at] if failed.at >= 0 else "the row is not a mapping"
             raise AvroEncodeError(
                 f"clean row of {self.key} does not fit its Avro schema: {where} "
-                f"({type(cause).__name__}); the anonymizer and compile/avro.py disagree"
+                f"({type(failed.cause).__name__}); the anonymizer and compile/avro.py disagree"
             ) from None
 
     def encode_many(self, rows: list[Mapping[str, Any]]) -> list[bytes]:
