@@ -178,10 +178,18 @@ class PubSubPublisher:
             raise
         except Exception as exc:  # noqa: BLE001 — every publish failure is retryable by the caller
             # Futures carry the client's exceptions (gRPC errors, timeouts, flow control);
-            # whatever it is, the messages are not all safely in Pub/Sub: let the caller retry.
+            # whatever it is, the messages are not all safely in Pub/Sub: let the caller retry
+            # (a missing topic too: it may be being deployed; redelivery then dead-letters).
+            from google.api_core import exceptions as gexc
+
+            hint = (
+                "the topic does not exist: create it (`dataplatform local up` / `pulumi up`)"
+                if isinstance(exc, gexc.NotFound)
+                else "retry later (event ids make a retry idempotent downstream)"
+            )
             raise TransientError(
                 f"publishing {len(messages)} message(s) to Pub/Sub topic {topic!r} failed: "
-                f"{type(exc).__name__}; retry later (event ids make a retry idempotent downstream)"
+                f"{type(exc).__name__}; {hint}"
             ) from exc
 
     def close(self) -> None:
