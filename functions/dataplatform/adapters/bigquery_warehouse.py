@@ -120,7 +120,7 @@ class BigQueryWarehouse(BaseWarehouse):
         expiration_ms = default_partition_expiration_days * MS_PER_DAY if default_partition_expiration_days else None
         what = f"creating dataset {dataset_id}"
         try:
-            existing = self._call(what, self.client.get_dataset, dataset_id)
+            existing = self._lookup(what, self.client.get_dataset, dataset_id)
         except exceptions.NotFound:
             dataset = bigquery.Dataset(dataset_id)
             if self.location:
@@ -129,10 +129,10 @@ class BigQueryWarehouse(BaseWarehouse):
             dataset.labels = dict(labels or {})
             dataset.default_partition_expiration_ms = expiration_ms
             try:
-                self._call(what, self.client.create_dataset, dataset)
+                self._lookup(what, self.client.create_dataset, dataset)
                 return "created"
             except exceptions.Conflict:  # created meanwhile by another deploy: compare with it
-                existing = self._call(what, self.client.get_dataset, dataset_id)
+                existing = self._lookup(what, self.client.get_dataset, dataset_id)
         changed = []
         if description and existing.description != description:
             existing.description = description
@@ -180,13 +180,13 @@ class BigQueryWarehouse(BaseWarehouse):
         self._checkers.pop(ref, None)
         what = f"creating table {wanted.full_table_id or self._id(spec.dataset, spec.table)}"
         try:
-            existing = self._call(what, self.client.get_table, self._id(spec.dataset, spec.table))
+            existing = self._lookup(what, self.client.get_table, self._id(spec.dataset, spec.table))
         except exceptions.NotFound:
             try:
-                self._call(what, self.client.create_table, wanted)
+                self._lookup(what, self.client.create_table, wanted)
                 return "created"
             except exceptions.Conflict:
-                existing = self._call(what, self.client.get_table, self._id(spec.dataset, spec.table))
+                existing = self._lookup(what, self.client.get_table, self._id(spec.dataset, spec.table))
         changed = self._align(existing, wanted, spec)
         if not changed:
             return "unchanged"
@@ -244,17 +244,17 @@ class BigQueryWarehouse(BaseWarehouse):
         view_id = self._id(dataset, name)
         what = f"creating view {view_id}"
         try:
-            existing = self._call(what, self.client.get_table, view_id)
+            existing = self._lookup(what, self.client.get_table, view_id)
         except exceptions.NotFound:
             view = bigquery.Table(view_id)
             view.view_query = sql
             view.view_use_legacy_sql = False
             view.description = description or None
             try:
-                self._call(what, self.client.create_table, view)
+                self._lookup(what, self.client.create_table, view)
                 return "created"
             except exceptions.Conflict:
-                existing = self._call(what, self.client.get_table, view_id)
+                existing = self._lookup(what, self.client.get_table, view_id)
         if getattr(existing, "table_type", "VIEW") not in (None, "VIEW"):
             raise PlatformError(f"{dataset}.{name} exists as a {existing.table_type}, not a view; drop or rename it")
         changed = []
@@ -276,7 +276,7 @@ class BigQueryWarehouse(BaseWarehouse):
 
         dataset, table = split_ref(table_ref)
         try:
-            self._call(f"looking up {table_ref}", self.client.get_table, self._id(dataset, table))
+            self._lookup(f"looking up {table_ref}", self.client.get_table, self._id(dataset, table))
         except exceptions.NotFound:
             return False
         return True
@@ -313,7 +313,7 @@ class BigQueryWarehouse(BaseWarehouse):
 
                 dataset, table = split_ref(table_ref)
                 try:
-                    existing = self._call(f"looking up {table_ref}", self.client.get_table, self._id(dataset, table))
+                    existing = self._lookup(f"looking up {table_ref}", self.client.get_table, self._id(dataset, table))
                 except exceptions.NotFound:
                     raise PlatformError(f"table {table_ref} does not exist in project {self.project}; deploy it first") from None
                 fields = fields_from_api([f.to_api_repr() for f in existing.schema])
@@ -383,15 +383,21 @@ class BigQueryWarehouse(BaseWarehouse):
     # ----------------------------------------------------------------- errors
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the client; transient failures → TransientError, API errors → PlatformError.
+        """Call the client; transient failures → TransientError, API errors → PlatformError."""
+        return self._call_expecting((), what, fn, *args, **kwargs)
 
-        NotFound and Conflict pass through for the callers that expect them.
-        """
+    def _lookup(self, what: str, fn: Any, *args: Any) -> Any:
+        """`_call` for get/create calls whose NotFound / Conflict the caller handles."""
+        from google.api_core import exceptions
+
+        return self._call_expecting((exceptions.NotFound, exceptions.Conflict), what, fn, *args)
+
+    def _call_expecting(self, expected: tuple[type[BaseException], ...], what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from google.api_core import exceptions
 
         try:
             return fn(*args, **kwargs)
-        except (exceptions.NotFound, exceptions.Conflict):
+        except expected:
             raise
         except (exceptions.ServerError, exceptions.TooManyRequests, exceptions.RetryError) as exc:
             raise TransientError(f"{what} failed in BigQuery ({type(exc).__name__}): retry later") from exc

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from sqlglot import exp
 
@@ -395,12 +395,12 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 
 def _scalar_check(kind: str) -> _Check:
+    """The full check of one non-NULL scalar (the fast path in `_columns` comes first)."""
     allowed = _SCALAR_CLASSES[kind]
-    fast = allowed[0]
     expected = f"expected {_EXPECTED[kind]}"
     ranged = kind in ("INT64", "NUMERIC")
 
-    def slow(value: Any) -> tuple[str, str] | None:
+    def check(value: Any) -> tuple[str, str] | None:
         if not isinstance(value, allowed):
             return "", f"{expected}, got {type(value).__name__}"
         if isinstance(value, bool) and kind != "BOOL":
@@ -411,60 +411,70 @@ def _scalar_check(kind: str) -> _Check:
             return "", "integer out of the INT64 range"
         return None
 
-    if kind == "INT64":
+    return check
 
-        def check_int(value: Any) -> tuple[str, str] | None:
-            if value.__class__ is int and _INT64[0] <= value <= _INT64[1]:
-                return None
-            return slow(value)
 
-        return check_int
+class _Column(NamedTuple):
+    """How to check one column: `fast` is the class accepted without further checks."""
 
+    name: str
+    fast: type | None
+    ranged: bool  # an accepted int must still be within INT64
+    required: bool
+    check: _Check  # the full check of a non-NULL value
+
+
+def _columns(fields: tuple[BqField, ...]) -> tuple[_Column, ...]:
+    out = []
+    for f in fields:
+        repeated = f.mode == "REPEATED"
+        if f.type == "RECORD":
+            inner = _record_check(f.fields)
+            fast = None
+        else:
+            inner = _scalar_check(f.type)
+            fast = None if repeated else _SCALAR_CLASSES[f.type][0]
+        check = _repeated_check(inner) if repeated else inner
+        out.append(_Column(f.name, fast, f.type == "INT64", f.mode == "REQUIRED", check))
+    return tuple(out)
+
+
+def _repeated_check(inner: _Check) -> _Check:
     def check(value: Any) -> tuple[str, str] | None:
-        if value.__class__ is fast and not ranged:
-            return None
-        return slow(value)
+        if not isinstance(value, (list, tuple)):
+            return "", f"expected a list (the column is REPEATED), got {type(value).__name__}"
+        for position, item in enumerate(value):
+            if item is None:
+                return f"[{position}]", "arrays cannot hold NULL"
+            problem = inner(item)
+            if problem is not None:
+                return f"[{position}]{problem[0]}", problem[1]
+        return None
 
     return check
 
 
-def _field_check(field: BqField) -> _Check:
-    """The check of one column's value (None allowed unless REQUIRED)."""
-    inner = _record_check(field.fields) if field.type == "RECORD" else _scalar_check(field.type)
-    if field.mode == "REPEATED":
-
-        def check_repeated(value: Any) -> tuple[str, str] | None:
-            if value is None:
-                return None
-            if not isinstance(value, (list, tuple)):
-                return "", f"expected a list (the column is REPEATED), got {type(value).__name__}"
-            for position, item in enumerate(value):
-                if item is None:
-                    return f"[{position}]", "arrays cannot hold NULL"
-                problem = inner(item)
-                if problem is not None:
-                    return f"[{position}]{problem[0]}", problem[1]
-            return None
-
-        return check_repeated
-    if field.mode == "REQUIRED":
-
-        def check_required(value: Any) -> tuple[str, str] | None:
-            if value is None:
-                return "", "required, but missing or null"
-            return inner(value)
-
-        return check_required
-
-    def check_nullable(value: Any) -> tuple[str, str] | None:
-        return None if value is None else inner(value)
-
-    return check_nullable
+def _first_problem(record: Mapping[str, Any], columns: tuple[_Column, ...]) -> tuple[str, str] | None:
+    """The first problem of a record's columns as (path, reason), or None. The hot loop."""
+    get = record.get
+    low, high = _INT64
+    for name, fast, ranged, required, check in columns:
+        value = get(name)
+        if value is None:
+            if required:
+                return name, "required, but missing or null"
+            continue
+        if value.__class__ is fast and (not ranged or low <= value <= high):
+            continue
+        problem = check(value)
+        if problem is not None:
+            return f"{name}{problem[0]}", problem[1]
+    return None
 
 
 def _record_check(fields: tuple[BqField, ...]) -> _Check:
     names = frozenset(f.name for f in fields)
-    checks = tuple((f.name, _field_check(f)) for f in fields)
+    columns = _columns(fields)
 
     def check(value: Any) -> tuple[str, str] | None:
         if not isinstance(value, Mapping):
@@ -472,12 +482,8 @@ def _record_check(fields: tuple[BqField, ...]) -> _Check:
         if not names.issuperset(value.keys()):
             unknown = sorted(str(k) for k in value.keys() - names)
             return f".{unknown[0]}", "unknown field"
-        get = value.get
-        for name, field_check in checks:
-            problem = field_check(get(name))
-            if problem is not None:
-                return f".{name}{problem[0]}", problem[1]
-        return None
+        problem = _first_problem(value, columns)
+        return None if problem is None else (f".{problem[0]}", problem[1])
 
     return check
 
@@ -487,18 +493,20 @@ class RowChecker:
 
     Types (a str is not an INT64, a bool is not a number, a datetime is not a DATE, a
     string is not a list), REQUIRED at every depth, no NULL inside arrays, no unknown
-    columns or record fields. Values are never put in a message.
+    columns or record fields. Values are never put in a message. Each row reports its
+    unknown columns and the first problem of every column.
     """
 
     def __init__(self, fields: tuple[BqField, ...]) -> None:
         self.fields = fields
         self.names = frozenset(f.name for f in fields)
-        self._checks = tuple((f.name, _field_check(f)) for f in fields)
+        self._columns = _columns(fields)
+        self._single = tuple((c,) for c in self._columns)
         self._repeated_paths = _repeated(fields)
 
     def problems(self, rows: Sequence[Mapping[str, Any]]) -> list[RowProblem]:
         names = self.names
-        checks = self._checks
+        columns = self._columns
         found: list[RowProblem] = []
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
@@ -507,11 +515,11 @@ class RowChecker:
             if not names.issuperset(row.keys()):
                 for key in sorted(str(k) for k in row.keys() - names):
                     found.append(RowProblem(index, key, "unknown column"))
-            get = row.get
-            for name, check in checks:
-                problem = check(get(name))
-                if problem is not None:
-                    found.append(RowProblem(index, f"{name}{problem[0]}", problem[1]))
+            if _first_problem(row, columns) is not None:
+                for single in self._single:  # a bad row: report every bad column
+                    problem = _first_problem(row, single)
+                    if problem is not None:
+                        found.append(RowProblem(index, problem[0], problem[1]))
         return found
 
     @property
@@ -638,28 +646,6 @@ def _diff(
 def _describe(field: BqField) -> str:
     kind = "RECORD" if field.type == "RECORD" else field.type
     return f"ARRAY<{kind}>" if field.mode == "REPEATED" else kind
-
-
-def merged_fields(existing: tuple[BqField, ...], changes: Sequence[SchemaChange]) -> tuple[BqField, ...]:
-    """`existing` with the added columns appended (top level, or at the end of their RECORD).
-
-    Existing columns keep their order: neither engine reorders a table's columns.
-    """
-    by_parent: dict[str, list[BqField]] = {}
-    for change in changes:
-        by_parent.setdefault(change.parent, []).append(change.field)
-    return _merge(existing, "", by_parent)
-
-
-def _merge(fields: tuple[BqField, ...], parent: str, additions: Mapping[str, list[BqField]]) -> tuple[BqField, ...]:
-    out = []
-    for f in fields:
-        path = f"{parent}.{f.name}" if parent else f.name
-        if f.type == "RECORD":
-            f = BqField(f.name, f.type, f.mode, f.description, _merge(f.fields, path, additions))
-        out.append(f)
-    out.extend(additions.get(parent, ()))
-    return tuple(out)
 
 
 def fields_from_api(api_fields: Sequence[Mapping[str, Any]]) -> tuple[BqField, ...]:

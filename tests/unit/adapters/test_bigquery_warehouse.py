@@ -540,6 +540,7 @@ def test_transient_failures_are_transient_errors(warehouse: BigQueryWarehouse, c
     [
         (exceptions.BadRequest("Syntax error: Unexpected keyword FROM at [1:8]"), "the query failed in BigQuery: Syntax error"),
         (exceptions.Forbidden("Access Denied: Table x", errors=[{"reason": "accessDenied"}]), "Access Denied"),
+        (exceptions.NotFound("Not found: Table demo-project:events.nope"), "the query failed in BigQuery: Not found: Table"),
     ],
 )
 def test_other_api_errors_are_platform_errors(warehouse: BigQueryWarehouse, client: FakeClient, error: Exception, message: str) -> None:
