@@ -141,7 +141,8 @@ class PubSubPublisher:
         return self._client
 
     def _make_client(self) -> Any:
-        from google.api_core.retry import Retry
+        from google.api_core import exceptions as gexc
+        from google.api_core.retry import Retry, if_exception_type
         from google.cloud import pubsub_v1
         from google.cloud.pubsub_v1 import types
 
@@ -153,9 +154,23 @@ class PubSubPublisher:
                 ),
                 publisher_options=types.PublisherOptions(
                     enable_message_ordering=False,
-                    # The library's default retries a publish for up to 10 minutes; a
-                    # function must answer before its own deadline, so bound it.
-                    retry=Retry(timeout=self._timeout),
+                    # The library's default retry (same codes and backoff, below) runs for
+                    # up to 10 minutes; a function must answer before its own deadline.
+                    retry=Retry(
+                        initial=0.1,
+                        maximum=min(60.0, self._timeout),
+                        multiplier=4,
+                        predicate=if_exception_type(
+                            gexc.Aborted,
+                            gexc.Cancelled,
+                            gexc.DeadlineExceeded,
+                            gexc.InternalServerError,
+                            gexc.ResourceExhausted,
+                            gexc.ServiceUnavailable,
+                            gexc.Unknown,
+                        ),
+                        timeout=self._timeout,
+                    ),
                     timeout=self._timeout,
                 ),
             )

@@ -10,10 +10,10 @@ every optional field) it validates the value against each branch, which re-walks
 records. That is more than the whole anonymizer spends on an event. The schemas here only
 use a small subset of Avro (record, `["null", T]` unions, arrays, string, long, double,
 boolean, bytes, timestamp-micros, date), so each schema is compiled once into a straight-line
-Python function (generated source, no per-field dispatch) that is several times faster
-(`bench/avro_codec.py` style measurement in tests' docstrings is not asserted). fastavro
-stays the reference: the tests check byte-for-byte equality with it and that each side
-reads what the other wrote.
+Python function (generated source, no per-field dispatch). Measured on a `track_played` row
+(2 cores, busy machine): encode 11.5 µs vs fastavro's 58 µs; decode 33 µs vs 40 µs (speed is
+measured, never asserted in tests). fastavro stays the reference: the tests check
+byte-for-byte equality with it and that each side reads what the other wrote.
 
 Values (the clean row the anonymizer produces, and what `decode` returns for the warehouse):
 STRING `str`, INT64 `int`, FLOAT64 `float` (an `int` is accepted), BOOL `bool`, BYTES `bytes`,

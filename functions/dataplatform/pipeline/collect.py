@@ -18,7 +18,7 @@ Checks, in order (the first failing one answers):
 3. Body: JSON object with exactly the key `events` holding an array → 400 saying what is wrong.
 4. Per event, each accepted or rejected on its own (`results` in the response):
    `event_id` string of 1–128 characters; `event_type` a known event type (with "did you
-   mean"); `schema_version` an integer major version known for that type — when ABSENT it
+   mean"); `schema_version` an integer major version known for that type — when absent (or null) it
    defaults to the highest major version of the type, and the published event carries it
    explicitly, so a client that never sends it keeps working until it is migrated;
    `event_time` an RFC 3339 timestamp with `Z` or an offset; `payload` an object; no other

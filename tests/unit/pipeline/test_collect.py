@@ -131,6 +131,13 @@ def test_missing_schema_version_defaults_to_the_highest_major(deps: CollectDeps,
     assert list(published) == ["event_id", "event_type", "schema_version", "event_time", "payload"]
 
 
+def test_null_schema_version_is_treated_as_absent(deps: CollectDeps, publisher: RecordingPublisher) -> None:
+    status, _ = post(deps, body(registered(schema_version=None)))
+    assert status == 200
+    (published,) = raw_envelope(publisher, "user_registered_v2-raw")["events"]
+    assert published["schema_version"] == 2
+
+
 def test_explicit_older_major_version_goes_to_its_own_topic(deps: CollectDeps, publisher: RecordingPublisher) -> None:
     status, _ = post(deps, body(registered("a", schema_version=1), registered("b", schema_version=2)))
     assert status == 200
