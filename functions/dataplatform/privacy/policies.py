@@ -66,8 +66,8 @@ class Keyed(Protocol):
 class FieldRejected(PlatformError):
     """A value passed the schema's type rules but a policy cannot apply to it.
 
-    `path` is a JSON path (`$.context.ip`, `$.hops[2]`), built outward as the exception
-    leaves nested transforms; `reason` never contains the value (it may be PII).
+    `path` is the JSON path of the value (`$.context.ip`, `$.hops[2]`), filled in by
+    `Plan.apply` on this slow path; `reason` never contains the value (it may be PII).
     """
 
     def __init__(self, reason: str) -> None:
