@@ -171,22 +171,28 @@ class BigQueryWarehouse(BaseWarehouse):
         return table
 
     def ensure_table(self, spec: TableSpec) -> Outcome:
+        """Create the table from its spec, or align an existing one additively (see module doc)."""
+        outcome = self._ensure_table(spec)
+        self._specs[spec.ref] = spec  # rows are checked against the definition from now on
+        self._checkers.pop(spec.ref, None)
+        return outcome
+
+    def _ensure_table(self, spec: TableSpec) -> Outcome:
         from google.api_core import exceptions
 
         ref = spec.ref
         split_ref(ref)
         wanted = self.table_resource(spec)
-        self._specs[ref] = spec
-        self._checkers.pop(ref, None)
-        what = f"creating table {wanted.full_table_id or self._id(spec.dataset, spec.table)}"
+        table_id = self._id(spec.dataset, spec.table)
+        what = f"creating table {table_id}"
         try:
-            existing = self._lookup(what, self.client.get_table, self._id(spec.dataset, spec.table))
+            existing = self._lookup(what, self.client.get_table, table_id)
         except exceptions.NotFound:
             try:
                 self._lookup(what, self.client.create_table, wanted)
                 return "created"
-            except exceptions.Conflict:
-                existing = self._lookup(what, self.client.get_table, self._id(spec.dataset, spec.table))
+            except exceptions.Conflict:  # created meanwhile by another deploy: compare with it
+                existing = self._lookup(what, self.client.get_table, table_id)
         changed = self._align(existing, wanted, spec)
         if not changed:
             return "unchanged"

@@ -200,7 +200,6 @@ class DuckDBWarehouse(BaseWarehouse):
         with self._lock:
             existing = self._existing_fields(spec.dataset, spec.table)
             self._targets.pop(ref, None)
-            self._specs[ref] = spec
             if existing is None:
                 if not self._schema_exists(spec.dataset):
                     raise PlatformError(f"dataset {spec.dataset} does not exist; ensure_dataset({spec.dataset!r}) first")
@@ -208,6 +207,7 @@ class DuckDBWarehouse(BaseWarehouse):
                 if spec.description:
                     comment = exp.Comment(this=table_node(ref), kind="TABLE", expression=exp.Literal.string(spec.description))
                     self._execute(comment.sql(dialect=DUCKDB), what=f"describing table {ref}")
+                self._specs[ref] = spec
                 return "created"
             changes = plan_schema_change(ref, existing, spec.fields, compare_nested_modes=False)
             for change in changes:
@@ -218,6 +218,7 @@ class DuckDBWarehouse(BaseWarehouse):
                     actions=[exp.ColumnDef(this=column, kind=data_type(change.field))],
                 )
                 self._execute(alter.sql(dialect=DUCKDB, identify=True), what=f"adding column {change.path} to {ref}")
+            self._specs[ref] = spec
             return "updated" if changes else "unchanged"
 
     def ensure_view(self, dataset: str, name: str, sql: str, *, description: str = "") -> Outcome:
@@ -340,8 +341,10 @@ class DuckDBWarehouse(BaseWarehouse):
                     "(`dataplatform local up` does) or check the name"
                 )
             spec = self._specs.get(table_ref)
-            if spec is not None and [f.name for f in spec.fields] == schema.names:
-                fields = spec.fields  # the definition knows nested REQUIRED fields; DuckDB does not
+            if spec is not None and {f.name for f in spec.fields} == set(schema.names):
+                # The definition knows nested REQUIRED fields, DuckDB does not. The checker
+                # goes by name; the Arrow schema (the table's physical order) by position.
+                fields = spec.fields
             else:
                 fields = self._existing_fields(dataset, table) or ()
             insert = exp.insert(
