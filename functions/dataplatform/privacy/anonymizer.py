@@ -30,7 +30,10 @@ Errors: `TransientError` from the key service propagates (Pub/Sub redelivers the
 the at-least-once readers dedupe on event_id). Per-event problems are caught by their
 specific types only (`SchemaViolation`, `FieldRejected`), so a bug still fails loudly.
 Failed-event details name paths and rules, never payload values; the event itself is kept
-only as `payload_ciphertext` (platform quarantine key, associated data = event id or "").
+only as `payload_ciphertext` (platform quarantine key, associated data = event id or ""):
+the event's JSON as parsed and re-serialized compactly (the same JSON value, which replay
+needs; byte-exact whitespace is not kept), or the message's raw bytes when the message
+itself could not be read.
 
 Clean rows: dict keys in the column order of `compile.bigquery_schema.event_table` minus the
 BigQuery-subscription metadata columns: `event_id`, `event_time` and `received_at` (aware
