@@ -111,7 +111,10 @@ class Publisher(Protocol):
 class Warehouse(Protocol):
     """BigQuery in GCP, DuckDB locally: one interface, small capability differences.
 
-    SQL given to `query` is BigQuery SQL; the DuckDB adapter transpiles it.
+    SQL given to `query` is BigQuery SQL; the DuckDB adapter transpiles it. This is what
+    the hot paths (sinks, reveal) need; setup and endpoint runs use the fuller
+    `adapters.warehouse_base.ManagedWarehouse` (tables, views, partition replacement), which
+    both adapters implement.
     """
 
     name: str
