@@ -160,7 +160,8 @@ class MonitorReport:
     freshness: tuple[Freshness, ...]
     run_issues: tuple[RunIssue, ...]
     ready: tuple[ReadyPartition, ...]
-    quality: tuple[Mapping[str, Any], ...] = ()
+    quality: tuple[Mapping[str, Any], ...] | None = None
+    """Check results of the due partition, when asked for (`/check` with "quality")."""
 
     @property
     def breaches(self) -> list[Freshness]:
@@ -173,7 +174,7 @@ class MonitorReport:
             "freshness": [f.to_json() for f in self.freshness],
             "run_issues": [r.to_json() for r in self.run_issues],
             "ready_partitions": [r.to_json() for r in self.ready],
-            **({"quality": [dict(q) for q in self.quality]} if self.quality else {}),
+            **({"quality": [dict(q) for q in self.quality]} if self.quality is not None else {}),
         }
 
 
@@ -534,7 +535,7 @@ def _check_request(body: bytes, deps: MonitorDeps) -> tuple[int, dict[str, Any]]
     except PlatformError as exc:
         return 400, {"error": str(exc)}
     report = monitor(deps, tables=[endpoint.name]) if "freshness" in checks else MonitorReport((), (), ())
-    quality = tuple(quality_summary(deps, endpoint)) if "quality" in checks else ()
+    quality = tuple(quality_summary(deps, endpoint)) if "quality" in checks else None
     return 200, MonitorReport(report.freshness, report.run_issues, report.ready, quality).to_json()
 
 
