@@ -128,7 +128,7 @@ class RunIssue:
             "run_id": self.run_id,
             "reason": self.reason,
         }
-        if self.started_at is not None:
+        if self.kind == "long_running" and self.started_at is not None:
             line["running_seconds"] = int((now - self.started_at).total_seconds())
         line["message"] = f"endpoint {self.endpoint} run for {self.run_date} {self.kind.replace('_', ' ')}"
         return line
