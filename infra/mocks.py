@@ -79,7 +79,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             custom=request.custom or False,
         )
         id_, state = self.mocks.new_resource(args)
-        response = _sync_await(rpc.serialize_properties(state, {}))
+        response = serialize_now(state)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         with self._lock:
             self.registrations[urn] = Registration(
@@ -103,7 +103,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             typ=request.type, name=request.name, inputs=state, provider=request.provider, resource_id=request.id
         )
         id_, outputs = self.mocks.new_resource(args)
-        response = _sync_await(rpc.serialize_properties(outputs, {}))
+        response = serialize_now(outputs)
         urn = self.make_urn(request.parent, request.type, request.name)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, outputs)
         with self._lock:
@@ -121,6 +121,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         return resource_pb2.ReadResourceResponse(urn=urn, properties=response)
 
+    def Invoke(self, request):  # noqa: N802
+        _ensure_event_loop()
+        args = rpc.deserialize_properties(request.args)
+        result = self.mocks.call(pulumi_mocks.MockCallArgs(token=request.tok, args=args, provider=request.provider))
+        return resource_pb2.ResourceInvokeResponse(failures=None, **{"return": serialize_now(result)})
+
     def RegisterResourceOutputs(self, request):  # noqa: N802
         _ensure_event_loop()
         outputs = rpc.deserialize_properties(request.outputs)
@@ -129,6 +135,23 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             if registration is not None:
                 registration.component_outputs = outputs
         return super().RegisterResourceOutputs(request)
+
+
+def serialize_now(values: dict[str, Any]) -> Any:
+    """`rpc.serialize_properties` of plain values, run to completion without an event loop.
+
+    The mock state is plain data (strings, numbers, lists, dicts), so the coroutine never
+    has to wait and one `send` finishes it, without the SDK's nested event loop per worker
+    thread; anything that does wait (an Output, a resource reference) is serialized the
+    SDK's way instead.
+    """
+    coroutine = rpc.serialize_properties(values, {})
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    return _sync_await(rpc.serialize_properties(values, {}))
 
 
 # --------------------------------------------------------------------------- mocks

@@ -24,9 +24,12 @@ See bench/plan_scale.py.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import gc
 import json
+import multiprocessing
+import os
 import sys
 import time
 from collections import Counter
@@ -40,11 +43,12 @@ from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import source_pb2
 
-from dataplatform.definitions.loader import load_catalog
+from dataplatform.compile import sql as sqlc
+from dataplatform.definitions.loader import Catalog, load_catalog
 from dataplatform.errors import PlatformError
 from infra import mocks, policies
-from infra.archive import build_archive
-from infra.config import SECRET_PLACEHOLDER, StackConfig, read_stack_file
+from infra.archive import FunctionsArchive, build_archive
+from infra.config import SECRET_PLACEHOLDER, StackConfig, StackFile, read_stack_file
 from infra.program import compose
 
 OFFLINE_NOTE = (
@@ -197,8 +201,15 @@ class Plan:
 # --------------------------------------------------------------------------- running
 
 
-def run_plan(root: str | Path = ".", stack: str | None = None) -> Plan:
-    """Run the program of `root` for `stack` under mocks and collect what it declares."""
+def run_plan(root: str | Path = ".", stack: str | None = None, *, workers: int | None = None) -> Plan:
+    """Run the program of `root` for `stack` under mocks and collect what it declares.
+
+    `workers` processes share the work (default: one per available CPU for catalogs of
+    more than `PARALLEL_FROM` event types, else one, in this process). Each runs the same
+    `compose` with the platform and a share of the event types and endpoints; an endpoint
+    always plans in the same process as every table it reads, so each component is
+    declared exactly as in a single run (the tests compare the two).
+    """
     root = Path(root)
     started = time.perf_counter()
     stack_file = read_stack_file(root, stack)
@@ -209,6 +220,81 @@ def run_plan(root: str | Path = ".", stack: str | None = None) -> Plan:
         f"{key} is encrypted or not set in Pulumi.{stack_file.stack}.yaml; the plan uses the placeholder {SECRET_PLACEHOLDER}"
         for key in stack_file.placeholders
     ]
+    if workers is None:
+        workers = default_workers(len(catalog.schemas))
+    groups = shards(catalog, workers)
+    if len(groups) <= 1:
+        resources, exports = _run_program(stack_file, catalog, archive, None)
+    else:
+        resources, exports = _run_sharded(stack_file, catalog, archive, groups)
+    resources.sort(key=_tree_order)
+    violations = policies.check_resources(
+        policies.Checked(r.type, r.name, r.urn, r.inputs, r.protect) for r in resources if r.custom
+    )
+    return Plan(
+        stack=stack_file.stack,
+        project=values.get("gcp:project", ""),
+        region=values.get("gcp:region", ""),
+        resources=tuple(resources),
+        exports=exports,
+        notes=tuple(notes),
+        seconds=time.perf_counter() - started,
+        violations=tuple(violations),
+    )
+
+
+PARALLEL_FROM = 200
+"""Below this many event types a plan runs in-process: forking costs more than it saves."""
+
+
+def default_workers(event_types: int) -> int:
+    if event_types < PARALLEL_FROM:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def shards(catalog: Catalog, workers: int) -> list[frozenset[str]]:
+    """Event keys and endpoint names split into `workers` shards of similar size.
+
+    An endpoint and everything it reads (event types, other endpoints) form one unit that
+    is never split: the endpoint's component references those tables' resources.
+    """
+    if workers <= 1:
+        return [frozenset({s.key for s in catalog.schemas} | {e.name for e in catalog.endpoints})]
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    owner = {s.table_ref: s.key for s in catalog.schemas} | {e.table_ref: e.name for e in catalog.endpoints}
+    for schema in catalog.schemas:
+        find(schema.key)
+    for endpoint in catalog.endpoints:
+        find(endpoint.name)
+        for ref in sqlc.upstream_refs(endpoint.sql):
+            if ref in owner:
+                parent[find(owner[ref])] = find(endpoint.name)
+    units: dict[str, set[str]] = {}
+    for member in list(parent):
+        units.setdefault(find(member), set()).add(member)
+    buckets: list[set[str]] = [set() for _ in range(workers)]
+    for unit in sorted(units.values(), key=lambda u: (-len(u), min(u))):
+        min(buckets, key=len).update(unit)
+    return [frozenset(b) for b in buckets if b]
+
+
+def _run_program(
+    stack_file: StackFile, catalog: Catalog, archive: FunctionsArchive, include: frozenset[str] | None
+) -> tuple[list[PlannedResource], dict[str, Any]]:
+    """`compose` under fresh mocks in this process: every registration, and the stack exports."""
+    values = stack_file.values
     pulumi.runtime.set_all_config(dict(values), list(stack_file.secret_keys))
     monitor = mocks.install(
         project=values.get("gcp:project", "unset-project"),
@@ -219,43 +305,68 @@ def run_plan(root: str | Path = ".", stack: str | None = None) -> Plan:
     exports: dict[str, Any] = {}
 
     def program() -> pulumi.Output:
-        deployment = compose(catalog, StackConfig.from_pulumi(), archive)
+        deployment = compose(catalog, StackConfig.from_pulumi(), archive, include=include)
         return pulumi.Output.from_input(deployment.exports).apply(exports.update)
 
     with _lean_sdk():
         pulumi.runtime.test(program)()
     registrations = monitor.registrations
-    resources = sorted(
-        (
-            PlannedResource(
-                urn=reg.urn,
-                type=reg.type,
-                name=reg.name,
-                component=_component_of(reg.parent, registrations),
-                parent=reg.parent,
-                custom=reg.custom,
-                read=reg.read,
-                protect=reg.protect,
-                inputs=_clean(reg.inputs),
-                outputs=_clean(reg.component_outputs) if not reg.custom else {},
-            )
-            for reg in registrations.values()
-        ),
-        key=_tree_order,
-    )
-    violations = policies.check_resources(
-        policies.Checked(r.type, r.name, r.urn, r.inputs, r.protect) for r in resources if r.custom
-    )
-    return Plan(
-        stack=stack_file.stack,
-        project=values.get("gcp:project", ""),
-        region=values.get("gcp:region", ""),
-        resources=tuple(resources),
-        exports=_clean(exports),
-        notes=tuple(notes),
-        seconds=time.perf_counter() - started,
-        violations=tuple(violations),
-    )
+    resources = [
+        PlannedResource(
+            urn=reg.urn,
+            type=reg.type,
+            name=reg.name,
+            component=_component_of(reg.parent, registrations),
+            parent=reg.parent,
+            custom=reg.custom,
+            read=reg.read,
+            protect=reg.protect,
+            inputs=_clean(reg.inputs),
+            outputs=_clean(reg.component_outputs) if not reg.custom else {},
+        )
+        for reg in registrations.values()
+    ]
+    return resources, _clean(exports)
+
+
+_SHARED: dict[str, Any] = {}
+"""Inputs of a sharded plan, set before the workers fork (so they are inherited, not pickled)."""
+
+PLATFORM_COMPONENT = "Platform platform"
+
+
+def _plan_shard(index: int) -> tuple[list[PlannedResource], dict[str, Any]]:
+    asyncio.set_event_loop(asyncio.new_event_loop())  # never reuse the parent's loop or its threads
+    groups = _SHARED["groups"]
+    resources, exports = _run_program(_SHARED["stack_file"], _SHARED["catalog"], _SHARED["archive"], groups[index])
+    if index > 0:  # every shard declares the platform; keep one copy
+        resources = [
+            r for r in resources if r.component != PLATFORM_COMPONENT and f"{r.short_type} {r.name}" != PLATFORM_COMPONENT
+        ]
+    return resources, exports
+
+
+def _run_sharded(
+    stack_file: StackFile, catalog: Catalog, archive: FunctionsArchive, groups: list[frozenset[str]]
+) -> tuple[list[PlannedResource], dict[str, Any]]:
+    _SHARED.update(stack_file=stack_file, catalog=catalog, archive=archive, groups=groups)
+    try:
+        with multiprocessing.get_context("fork").Pool(len(groups)) as pool:
+            results = pool.map(_plan_shard, range(len(groups)), chunksize=1)
+    finally:
+        _SHARED.clear()
+    resources: list[PlannedResource] = []
+    exports: dict[str, Any] = {}
+    for shard_resources, shard_exports in results:
+        resources.extend(shard_resources)
+        for key, value in shard_exports.items():
+            if isinstance(value, Mapping):
+                exports.setdefault(key, {}).update(value)
+            elif isinstance(value, list):
+                exports[key] = sorted({*exports.get(key, []), *value})
+            else:
+                exports.setdefault(key, value)
+    return resources, exports
 
 
 COMPONENT_ORDER = {"Platform": 0, "EventPipeline": 1, "DataEndpoint": 2}
@@ -281,7 +392,11 @@ def _lean_sdk() -> Iterator[None]:
     finally:
         pulumi_resource._get_stack_trace = original
         if gc_was_enabled:
+            # Hand everything allocated meanwhile to the oldest generation in one step,
+            # instead of letting the next young collection scan it all.
+            gc.freeze()
             gc.enable()
+            gc.unfreeze()
 
 
 def _component_of(parent: str, registrations: Mapping[str, mocks.Registration]) -> str:

@@ -21,7 +21,7 @@ from infra.archive import FunctionsArchive, build_archive
 from infra.components.data_endpoint import DataEndpoint, DataEndpointArgs
 from infra.components.event_pipeline import EventPipeline, EventPipelineArgs
 from infra.components.platform import Platform, PlatformArgs
-from infra.config import StackConfig, select
+from infra.config import Selection, StackConfig, select
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,9 +37,21 @@ class Deployment:
     """The stack outputs (`pulumi stack output`)."""
 
 
-def compose(catalog: Catalog, config: StackConfig, archive: FunctionsArchive) -> Deployment:
-    """Declare every resource of the stack and export its outputs."""
+def compose(
+    catalog: Catalog, config: StackConfig, archive: FunctionsArchive, *, include: frozenset[str] | None = None
+) -> Deployment:
+    """Declare every resource of the stack and export its outputs.
+
+    `include` (event keys and endpoint names) limits which pipelines and endpoints are
+    declared, for the offline plan that spreads one program over several processes; the
+    platform is always declared, and `pulumi up` always declares everything.
+    """
     selection = select(catalog, config)
+    if include is not None:
+        selection = Selection(
+            tuple(s for s in selection.schemas if s.key in include),
+            tuple(e for e in selection.endpoints if e.name in include),
+        )
     platform = Platform("platform", PlatformArgs(config=config, archive=archive))
     pipelines = {
         schema.key: EventPipeline(schema.key, EventPipelineArgs(schema=schema, platform=platform.refs))
@@ -64,7 +76,7 @@ def compose(catalog: Catalog, config: StackConfig, archive: FunctionsArchive) ->
         "collect_url": platform.collect_url,
         "event_types": sorted(pipelines),
         "endpoints": sorted(endpoints),
-        "dead_letter_commands": [pipelines[k].dead_letter_command for k in sorted(pipelines)],
+        "dead_letter_commands": {key: pipelines[key].dead_letter_command for key in sorted(pipelines)},
     }
     for name, value in exports.items():
         pulumi.export(name, value)
