@@ -55,7 +55,6 @@ from sqlglot import exp
 from dataplatform.compile import sql as sqlc
 from dataplatform.compile.endpoint_schema import endpoint_fields
 from dataplatform.definitions.models import (
-    ENDPOINTS_DATASET,
     EVENTS_DATASET,
     PLATFORM_DATASET,
     Endpoint,
@@ -125,22 +124,6 @@ class UpstreamWindow:
     last_offset: int
     derived: bool
     """False when the SQL's filter could not be read and the window is the default."""
-
-    def first_day(self, run_date: date, first_recorded: date | None = None) -> date:
-        """The first partition required for `run_date` (see the module's readiness rules)."""
-        last = self.last_day(run_date)
-        if self.first_offset is None:
-            start = first_recorded if first_recorded is not None else last
-        else:
-            start = run_date + timedelta(days=self.first_offset)
-            if first_recorded is not None:
-                start = max(start, first_recorded)
-            elif self.kind == "endpoint":
-                start = last
-        return min(start, last)
-
-    def last_day(self, run_date: date) -> date:
-        return run_date + timedelta(days=self.last_offset)
 
 
 def upstream_windows(endpoint: Endpoint, catalog: Catalog) -> tuple[UpstreamWindow, ...]:
@@ -569,20 +552,3 @@ def waiting_reasons(message: str) -> tuple[str, ...] | None:
     body = reasons if found else text
     return tuple(r.strip() for r in body.split("; ") if r.strip())
 
-
-__all__ = [
-    "ENDPOINTS_DATASET",
-    "UpstreamWindow",
-    "day_expression",
-    "endpoint_of_script",
-    "latest_partition_states_query",
-    "partition_of_run",
-    "readiness_sql",
-    "run_time_for_partition",
-    "scheduled_query_script",
-    "string_literal",
-    "upstream_window",
-    "upstream_windows",
-    "waiting_reasons",
-    "write_partition_sql",
-]

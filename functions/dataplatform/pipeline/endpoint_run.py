@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -107,22 +108,23 @@ class RunResult:
 # --------------------------------------------------------------------------- records
 
 _stamp_lock = threading.Lock()
-_last_stamp: datetime | None = None
+_last_stamps: weakref.WeakKeyDictionary[Any, datetime] = weakref.WeakKeyDictionary()
 
 
 def stamp(clock: Clock) -> datetime:
-    """The clock's time, made strictly later than the previous stamp of this process.
+    """The clock's time, made strictly later than the previous stamp taken from this clock.
 
     Records are append-only and the newest row per key is the state; two rows of one key
     with the same timestamp would make "newest" ambiguous (a fixed test clock, or two
-    records within a microsecond).
+    records within a microsecond). Per clock, so that one clock's stamps never drag
+    another's (a test clock in 2024, the system clock today) along.
     """
-    global _last_stamp
     now = clock.now().astimezone(UTC)
     with _stamp_lock:
-        if _last_stamp is not None and now <= _last_stamp:
-            now = _last_stamp + timedelta(microseconds=1)
-        _last_stamp = now
+        last = _last_stamps.get(clock)
+        if last is not None and now <= last:
+            now = last + timedelta(microseconds=1)
+        _last_stamps[clock] = now
         return now
 
 

@@ -104,17 +104,6 @@ def test_a_filter_on_event_time_itself_is_not_understood(catalog) -> None:
     assert upstream_windows(endpoint, patched) == (UpstreamWindow("events.track_played_v1", "event", None, 0, False),)
 
 
-def test_first_day_respects_the_recorded_history() -> None:
-    window = UpstreamWindow("endpoints.x", "endpoint", -6, 0, True)
-    day = date(2024, 5, 10)
-    assert window.first_day(day) == day
-    assert window.first_day(day, date(2024, 5, 1)) == date(2024, 5, 4)
-    assert window.first_day(day, date(2024, 5, 8)) == date(2024, 5, 8)
-    assert window.first_day(day, date(2024, 5, 20)) == day
-    unbounded = UpstreamWindow("endpoints.x", "endpoint", None, 0, False)
-    assert unbounded.first_day(day, date(2024, 1, 1)) == date(2024, 1, 1)
-
-
 # --------------------------------------------------------------------------- run dates
 
 

@@ -25,8 +25,12 @@ def warehouse(catalog):
     w.close()
 
 
+RECORDS_CLOCK = ManualClock(datetime(2024, 5, 6, tzinfo=UTC))
+"""One clock for the records of a test: stamps of one clock are strictly increasing."""
+
+
 def mark(warehouse, table_ref: str, day: date, status: str, clock: ManualClock | None = None) -> None:
-    record_partition(warehouse, clock or ManualClock(datetime(2024, 5, 6, tzinfo=UTC)), table_ref=table_ref, partition=day, status=status)
+    record_partition(warehouse, clock or RECORDS_CLOCK, table_ref=table_ref, partition=day, status=status)
 
 
 def readiness(catalog, warehouse, endpoint: str, now: datetime, day: date = RUN_DATE):
