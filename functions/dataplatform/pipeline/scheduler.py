@@ -13,7 +13,14 @@
    run row on every tick. Retries happen at most every `retry_every`.
 
 Like DTS, the scheduler does not catch up on fire times missed while it was not running
-(the first tick only sets the starting point); `dataplatform backfill` does that on purpose.
+(the first tick only sets the starting point, and retries waiting partitions);
+`dataplatform backfill` catches up on purpose.
+
+Hooking it into the local runtime (the one process that may write the DuckDB file), after
+`ensure_warehouse`:
+
+    scheduler = LocalScheduler(catalog, warehouse, SystemClock())
+    threading.Thread(target=scheduler.run_forever, args=(stop_event,), daemon=True).start()
 A run that raises is logged and does not stop the scheduler: the run itself is recorded
 `failed` by `run_endpoint`.
 """
