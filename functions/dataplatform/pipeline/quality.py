@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dataplatform.compile.platform_tables import CHECK_RESULTS_TABLE
 from dataplatform.compile.quality_sql import FAILING_COUNT_COLUMN, check_queries
 from dataplatform.definitions.models import PLATFORM_DATASET
-from dataplatform.errors import PlatformError
+from dataplatform.errors import PlatformError, TransientError
 
 if TYPE_CHECKING:
     from dataplatform.definitions.loader import Catalog
@@ -90,7 +90,9 @@ def run_checks(
     """Run every check of the endpoint on its `run_date` partition, in definition order.
 
     A check that cannot run is an `error` result, not an exception: the other checks still
-    run and the partition is failed (for `error` severity) with the reason recorded.
+    run and the partition is failed (for `error` severity) with the reason recorded. A
+    `TransientError` (the warehouse is unavailable) propagates: in GCP monitor then answers
+    503 and Pub/Sub redelivers the notification.
     """
     params = {"run_date": run_date, "run_time": run_time}
     results: list[CheckResult] = []
@@ -98,6 +100,8 @@ def run_checks(
         started = time.perf_counter()
         try:
             rows = warehouse.query(query.sql, params)
+        except TransientError:
+            raise  # the warehouse is unavailable: nothing is recorded, the caller retries the whole run
         except PlatformError as exc:
             elapsed = _ms(started)
             results.append(

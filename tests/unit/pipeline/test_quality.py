@@ -222,3 +222,14 @@ def test_results_are_recorded_in_check_results(catalog, warehouse) -> None:
     )
     assert unique["sample"] == '[{"date": "2024-05-01", "duplicates": 2, "track_id": "t1"}, {"date": "2024-05-01", "duplicates": 2, "track_id": "t1"}]'
     assert all(r["duration_ms"] >= 0 for r in rows) and rows[0]["sample"] is None
+
+
+def test_an_unavailable_warehouse_is_not_a_check_result(catalog) -> None:
+    from dataplatform.errors import TransientError
+
+    class Unavailable:
+        def query(self, sql, params=None):
+            raise TransientError("BigQuery is unavailable")
+
+    with pytest.raises(TransientError):
+        run_checks(catalog.endpoint("daily_track_plays"), RUN_DATE, RUN_TIME, catalog, Unavailable())
