@@ -1,0 +1,733 @@
+"""The local runtime: the parts of GCP around the functions that have no emulator.
+
+A separate long-running process started by `local up` (`python -m dataplatform.local.runtime`):
+
+- **BigQuery subscriptions**: for every event schema it pulls `<key>-bq` (the clean topic,
+  Avro BINARY), decodes each message with `compile.avro_codec`, adds the subscription's
+  metadata columns (message_id, publish_time, subscription_name, attributes as JSON text —
+  what `write_metadata = true` writes) and inserts the batch into `events.<key>` in ONE
+  statement. `failed-events-bq` does the same for `platform.failed_events` (JSON messages,
+  `FailedEvent.from_json_bytes`).
+- **Dead-letter drains**: `<key>-raw-dead-letter-drain` receives raw batches the anonymize
+  function could not take within the push subscription's attempts. Nothing may be lost, so
+  each event of such a batch becomes a failed-event row with reason `dead_lettered` (stage
+  `anonymize`, the event's id/type/time when readable) and the event itself quarantined
+  (platform quarantine key, associated data = event id), like every other failed event.
+- **The warehouse's only writer**: DuckDB lets one process open the file read-write, so this
+  process also answers queries for everybody else on loopback HTTP:
+  `POST /query {"sql": "<BigQuery SQL>", "params": {...}}` → `{"columns", "rows"}` (bytes
+  as base64 text, times as RFC 3339), and `GET /status` → readiness, row counts per table
+  and per-sink progress and lag.
+
+Delivery semantics, as a BigQuery subscription has them: at-least-once. A batch is
+acknowledged only AFTER its insert committed, so a crash between insert and ack loads the
+batch again when Pub/Sub redelivers it; readers dedupe on event_id (the `_dedup` views).
+A message that cannot be loaded (undecodable, or a row the table refuses) is not retried
+forever: it becomes a failed-event row (`dead_lettered`, stage `load`, detail = what was
+wrong) and is acknowledged — what a BigQuery subscription's dead-letter topic is for. Any
+other failure (the warehouse itself) nacks the batch for redelivery and is counted in
+`/status` (`errors`, `last_error`).
+
+Throughput: each sink pulls up to 1,000 messages per request with several pulls in flight
+per busy subscription (`threads_per_sink`), and inserts each pull in one Arrow batch; the
+pulls spend their time in gRPC (outside the GIL), so a few threads keep the emulator busy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from dataplatform.errors import PlatformError
+from dataplatform.local.topology import FAILED_EVENTS_TABLE, SinkPlan, Topology, plan_topology
+from dataplatform.pipeline.failed_events import QUARANTINE_RETENTION, FailedEvent
+from dataplatform.privacy.policies import parse_rfc3339
+
+logger = logging.getLogger("dataplatform.local.runtime")
+
+UTC = timezone.utc
+PULL_MAX_MESSAGES = 1000
+PULL_TIMEOUT_SECONDS = 2.0
+BATCH_MESSAGES = 5000
+"""A sink keeps pulling while the backlog lasts, up to this many messages per insert: one
+DuckDB insert of 5,000 rows costs about 40% less per row than five of 1,000."""
+GATHER_SECONDS = 0.5
+"""...and for at most this long, so a trickle is still loaded within a second."""
+FAILED_PULL_MAX_MESSAGES = 50
+"""Failed events carry their quarantined payload (up to ~140 KB for a 100 KB event), and the
+Pub/Sub client refuses pull responses over 4 MB (see `Sink.gather`)."""
+RETRY_PAUSE_SECONDS = 1.0
+MAX_QUERY_BODY = 1_000_000
+DEAD_LETTERED = "dead_lettered"
+"""Failed-event reason of events whose message could not be delivered or loaded."""
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+class Received(Protocol):
+    """A pulled message (`adapters.pubsub.ReceivedMessage`)."""
+
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    publish_time: datetime
+
+
+class Subscriber(Protocol):
+    """What the sinks need from `adapters.pubsub.PubSubAdmin`."""
+
+    project: str
+
+    def pull(self, subscription: str, max_messages: int = 1000, timeout: float = 5.0) -> Sequence[Received]: ...
+
+    def ack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
+
+    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
+
+
+class Writer(Protocol):
+    """What the sinks and the HTTP API need from the DuckDB warehouse."""
+
+    def insert_rows(self, table_ref: str, rows: Sequence[Mapping[str, Any]]) -> int: ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    def row_count(self, table_ref: str, where: str | None = None, params: Mapping[str, Any] | None = None) -> int: ...
+
+
+class Decoder(Protocol):
+    def decode(self, data: bytes) -> dict[str, Any]: ...
+
+
+class Quarantine(Protocol):
+    def quarantine_encrypt(self, data: bytes, event_id: str) -> bytes: ...
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def metadata(message: Received, subscription_path: str) -> dict[str, Any]:
+    """The BigQuery subscription's metadata columns of one message."""
+    return {
+        "message_id": message.message_id,
+        "publish_time": message.publish_time,
+        "subscription_name": subscription_path,
+        "attributes": orjson.dumps(dict(message.attributes)).decode() if message.attributes else None,
+    }
+
+
+def failure_record(
+    *,
+    detail: str,
+    stage: str,
+    now: datetime,
+    payload: bytes | None,
+    quarantine: Quarantine | None,
+    event_id: str | None = None,
+    event_type: str | None = None,
+    schema_version: int | None = None,
+    event_time: datetime | None = None,
+    received_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A `platform.failed_events` row with reason `dead_lettered` (see the module docstring).
+
+    Built as a row, not a `FailedEvent`, because `dead_lettered` and the stage `load` are
+    the local runtime's (the platform's `failed_events.Reason` lists the functions' reasons).
+    `payload` (the undeliverable message or event) is quarantined like every failed event's.
+    """
+    ciphertext = None
+    if payload is not None:
+        if quarantine is None:
+            raise PlatformError("a failed event with a payload needs the quarantine key")
+        ciphertext = quarantine.quarantine_encrypt(payload, event_id or "")
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "schema_version": schema_version,
+        "reason": DEAD_LETTERED,
+        "detail": detail,
+        "event_time": event_time,
+        "received_at": received_at or now,
+        "failed_at": now,
+        "stage": stage,
+        "payload_ciphertext": ciphertext,
+        "quarantine_expires_at": now + QUARANTINE_RETENTION,
+    }
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A pulled batch as rows for the sink's table, plus failed-event rows for what could not be."""
+
+    rows: list[dict[str, Any]]
+    failures: list[dict[str, Any]]
+
+
+class EventRows:
+    """Clean-topic messages (Avro BINARY) → rows of `events.<key>`."""
+
+    def __init__(self, key: str, codec: Decoder, subscription_path: str, quarantine: Quarantine) -> None:
+        self.key = key
+        self.codec = codec
+        self.path = subscription_path
+        self.quarantine = quarantine
+
+    def convert(self, messages: Sequence[Received], now: datetime) -> Converted:
+        rows: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        decode = self.codec.decode
+        path = self.path
+        for message in messages:
+            try:
+                row = decode(message.data)
+            except PlatformError as exc:
+                failures.append(
+                    failure_record(
+                        detail=f"message {message.message_id} on {path} could not be loaded into events.{self.key}: {exc}",
+                        stage="load", now=now, payload=message.data, quarantine=self.quarantine,
+                        event_type=self.key.rsplit("_v", 1)[0],
+                    )
+                )
+                continue
+            row["message_id"] = message.message_id
+            row["publish_time"] = message.publish_time
+            row["subscription_name"] = path
+            row["attributes"] = orjson.dumps(dict(message.attributes)).decode() if message.attributes else None
+            rows.append(row)
+        return Converted(rows, failures)
+
+
+class FailedRows:
+    """`failed-events` messages (FailedEvent JSON) → rows of `platform.failed_events`."""
+
+    def __init__(self, subscription_path: str, quarantine: Quarantine) -> None:
+        self.path = subscription_path
+        self.quarantine = quarantine
+
+    def convert(self, messages: Sequence[Received], now: datetime) -> Converted:
+        rows: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        for message in messages:
+            try:
+                row = FailedEvent.from_json_bytes(message.data).to_record()
+            except PlatformError as exc:
+                failures.append(
+                    failure_record(
+                        detail=f"message {message.message_id} on {self.path} is not a failed-event record: {exc}",
+                        stage="load", now=now, payload=message.data, quarantine=self.quarantine,
+                    )
+                )
+                continue
+            row.update(metadata(message, self.path))
+            rows.append(row)
+        return Converted(rows, failures)
+
+
+class DeadLetterRows:
+    """Dead-lettered raw batches → one `dead_lettered` failed-event row per event."""
+
+    def __init__(self, key: str, subscription_path: str, quarantine: Quarantine) -> None:
+        self.key = key
+        self.name = key.rsplit("_v", 1)[0]
+        self.path = subscription_path
+        self.quarantine = quarantine
+
+    def convert(self, messages: Sequence[Received], now: datetime) -> Converted:
+        rows: list[dict[str, Any]] = []
+        for message in messages:
+            attempts = message.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", "several")
+            detail = (
+                f"the raw batch message of {self.key} was dead-lettered after {attempts} failed deliveries to the "
+                "anonymize function; the event is quarantined: replay it once the function works"
+            )
+            meta = metadata(message, self.path)
+            try:
+                envelope = orjson.loads(message.data)
+            except orjson.JSONDecodeError:
+                envelope = None
+            events = envelope.get("events") if isinstance(envelope, dict) else None
+            if not isinstance(events, list):
+                row = failure_record(
+                    detail=detail + " (the message is not a raw batch envelope)", stage="anonymize", now=now,
+                    payload=message.data, quarantine=self.quarantine, event_type=self.name,
+                )
+                rows.append({**row, **meta})
+                continue
+            received_text = envelope.get("received_at")
+            received_at = parse_rfc3339(received_text) if isinstance(received_text, str) else None
+            for event in events:
+                event_id, event_type, version, event_time = _identity(event)
+                row = failure_record(
+                    detail=detail, stage="anonymize", now=now, payload=orjson.dumps(event),
+                    quarantine=self.quarantine, event_id=event_id, event_type=event_type or self.name,
+                    schema_version=version, event_time=event_time, received_at=received_at,
+                )
+                rows.append({**row, **meta})
+        return Converted(rows, [])
+
+
+def _identity(event: object) -> tuple[str | None, str | None, int | None, datetime | None]:
+    if not isinstance(event, dict):
+        return None, None, None, None
+    event_id = event.get("event_id")
+    event_type = event.get("event_type")
+    version = event.get("schema_version")
+    time_text = event.get("event_time")
+    return (
+        event_id if isinstance(event_id, str) and 0 < len(event_id) <= 128 else None,
+        event_type if isinstance(event_type, str) and _SAFE_NAME.match(event_type) else None,
+        version if type(version) is int and -(2**63) <= version < 2**63 else None,
+        parse_rfc3339(time_text) if isinstance(time_text, str) else None,
+    )
+
+
+class Converter(Protocol):
+    def convert(self, messages: Sequence[Received], now: datetime) -> Converted: ...
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+@dataclass
+class SinkStats:
+    """Progress of one subscription's sink (all threads), for `/status`."""
+
+    subscription: str
+    kind: str
+    table: str
+    messages: int = 0
+    rows: int = 0
+    failures: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_load_at: datetime | None = None
+    lag_seconds: float | None = None
+    """Seconds from the newest message's publish time to its load, at the last load."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def loaded(self, messages: int, rows: int, failures: int, newest_publish: datetime | None, now: datetime) -> None:
+        with self.lock:
+            self.messages += messages
+            self.rows += rows
+            self.failures += failures
+            self.last_load_at = now
+            if newest_publish is not None:
+                self.lag_seconds = max(0.0, (now - newest_publish).total_seconds())
+
+    def failed(self, error: str) -> None:
+        with self.lock:
+            self.errors += 1
+            self.last_error = error
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "kind": self.kind,
+                "table": self.table,
+                "messages": self.messages,
+                "rows": self.rows,
+                "failures": self.failures,
+                "errors": self.errors,
+                "last_error": self.last_error,
+                "last_load_at": self.last_load_at,
+                "lag_seconds": self.lag_seconds,
+            }
+
+
+class Sink:
+    """Pull → convert → insert → ack, for one subscription (`load_once` is one round)."""
+
+    def __init__(
+        self,
+        plan: SinkPlan,
+        subscriber: Subscriber,
+        writer: Writer,
+        converter: Converter,
+        clock: Callable[[], datetime],
+        quarantine: Quarantine,
+        *,
+        max_messages: int = PULL_MAX_MESSAGES,
+        pull_timeout: float = PULL_TIMEOUT_SECONDS,
+        batch_messages: int = BATCH_MESSAGES,
+        gather_seconds: float = GATHER_SECONDS,
+    ) -> None:
+        self.plan = plan
+        self.subscriber = subscriber
+        self.writer = writer
+        self.converter = converter
+        self.clock = clock
+        self.quarantine = quarantine
+        self.max_messages = max_messages
+        self.pull_size = max_messages
+        self.pull_timeout = pull_timeout
+        self.batch_messages = max(max_messages, batch_messages)
+        self.gather_seconds = gather_seconds
+        self.stats = SinkStats(plan.name, plan.kind, plan.table_ref)
+
+    def gather(self) -> list[Received]:
+        """One pull, then more while every pull comes back full (a backlog), up to
+        `batch_messages` messages or `gather_seconds`.
+
+        The Pub/Sub client against the emulator refuses a pull response over 4 MB
+        (ResourceExhausted; the messages then come back only after their ack deadline). So
+        the pull size adapts: a quarter after such a refusal (down to 1), doubled again
+        after a full pull, up to `max_messages`.
+        """
+        name = self.plan.name
+        messages: list[Received] = []
+        timeout = self.pull_timeout
+        deadline = time.monotonic() + self.gather_seconds
+        while True:
+            size = self.pull_size
+            try:
+                more = self.subscriber.pull(name, size, timeout)
+            except PlatformError as exc:
+                if "ResourceExhausted" in str(exc) and size > 1:
+                    self.pull_size = max(1, size // 4)
+                    logger.warning("sink %s: a pull of %d messages was too large; pulling %d at a time", name, size, self.pull_size)
+                if messages:
+                    return messages
+                raise
+            messages.extend(more)
+            if len(more) < size or len(messages) >= self.batch_messages or time.monotonic() >= deadline:
+                return messages
+            self.pull_size = min(self.max_messages, size * 2)
+            timeout = self.gather_seconds
+
+    def load_once(self) -> int:
+        """Gather a batch and load it; number of messages handled (0 when none came).
+
+        Raises only when the batch could not be stored (it was nacked, and will come back).
+        """
+        messages = self.gather()
+        if not messages:
+            return 0
+        ack_ids = [m.ack_id for m in messages]
+        try:
+            now = self.clock()
+            converted = self.converter.convert(messages, now)
+            rows, failures = converted.rows, list(converted.failures)
+            written = self._insert(rows, failures, now)
+            if failures:
+                self.writer.insert_rows(FAILED_EVENTS_TABLE, failures)
+        except Exception as exc:  # noqa: BLE001 — the batch goes back to Pub/Sub, whatever broke
+            self.stats.failed(f"{type(exc).__name__}: {exc}"[:500])
+            try:
+                self.subscriber.nack(self.plan.name, ack_ids)
+            except PlatformError:
+                pass  # the ack deadline brings the messages back anyway
+            raise
+        self.subscriber.ack(self.plan.name, ack_ids)
+        newest = max((m.publish_time for m in messages if m.publish_time is not None), default=None)
+        self.stats.loaded(len(messages), written, len(failures), newest, self.clock())
+        return len(messages)
+
+    def _insert(self, rows: list[dict[str, Any]], failures: list[dict[str, Any]], now: datetime) -> int:
+        """Insert `rows`; rows the table refuses become failed-event rows (appended to
+        `failures`) with the (already anonymized) row quarantined, so nothing is lost."""
+        from dataplatform.adapters.warehouse_base import InvalidRows
+
+        if not rows:
+            return 0
+        try:
+            return self.writer.insert_rows(self.plan.table_ref, rows)
+        except InvalidRows as exc:
+            bad = set(exc.rows)
+            reasons: dict[int, list[str]] = {}
+            for problem in exc.problems:
+                reasons.setdefault(problem.index, []).append(str(problem))
+            good = [row for i, row in enumerate(rows) if i not in bad]
+            for index in sorted(bad):
+                row = rows[index]
+                failures.append(
+                    failure_record(
+                        detail=f"row refused by {self.plan.table_ref}: {'; '.join(reasons[index])[:400]}",
+                        stage="load", now=now, payload=dumps(row), quarantine=self.quarantine,
+                        event_id=row.get("event_id") if isinstance(row.get("event_id"), str) else None,
+                        event_type=self.plan.event_key.rsplit("_v", 1)[0] if self.plan.event_key else None,
+                    )
+                )
+            return self.writer.insert_rows(self.plan.table_ref, good) if good else 0
+
+
+class SinkThread(threading.Thread):
+    def __init__(self, sink: Sink, stop: threading.Event, index: int) -> None:
+        super().__init__(name=f"sink-{sink.plan.name}-{index}", daemon=True)
+        self.sink = sink
+        self.stop_event = stop
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.sink.load_once()
+            except Exception as exc:  # noqa: BLE001 — counted in /status; the loop must go on
+                logger.warning("sink %s: batch not loaded, retrying: %s", self.sink.plan.name, exc)
+                self.stop_event.wait(RETRY_PAUSE_SECONDS)
+
+
+# --------------------------------------------------------------------------- the runtime
+
+
+class LocalRuntime:
+    """Sinks + the HTTP API over one warehouse (see the module docstring)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        subscriber: Subscriber,
+        writer: Writer,
+        codecs: Mapping[str, Decoder],
+        quarantine: Quarantine,
+        *,
+        threads_per_sink: int = 2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        warehouse_path: str = "",
+    ) -> None:
+        self.topology = topology
+        self.writer = writer
+        self.warehouse_path = warehouse_path
+        self.started_at = clock()
+        self.ready = False
+        self._stop = threading.Event()
+        self._threads: list[SinkThread] = []
+        self.sinks: list[Sink] = []
+        project = subscriber.project
+        for plan in topology.sinks:
+            path = f"projects/{project}/subscriptions/{plan.name}"
+            converter: Converter
+            if plan.kind == "events":
+                assert plan.event_key is not None
+                converter = EventRows(plan.event_key, codecs[plan.event_key], path, quarantine)
+            elif plan.kind == "failed":
+                converter = FailedRows(path, quarantine)
+            else:
+                assert plan.event_key is not None
+                converter = DeadLetterRows(plan.event_key, path, quarantine)
+            max_messages = FAILED_PULL_MAX_MESSAGES if plan.kind != "events" else PULL_MAX_MESSAGES
+            self.sinks.append(Sink(plan, subscriber, writer, converter, clock, quarantine, max_messages=max_messages))
+        self._threads_per_sink = max(1, threads_per_sink)
+
+    def start(self) -> None:
+        for sink in self.sinks:
+            count = self._threads_per_sink if sink.plan.kind == "events" else 1
+            for i in range(count):
+                thread = SinkThread(sink, self._stop, i)
+                thread.start()
+                self._threads.append(thread)
+        self.ready = True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let every sink finish its batch (insert + ack) and end."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def status(self) -> dict[str, Any]:
+        tables: dict[str, int | None] = {}
+        for ref in sorted({s.plan.table_ref for s in self.sinks}):
+            try:
+                tables[ref] = self.writer.row_count(ref)
+            except PlatformError:
+                tables[ref] = None
+        return {
+            "ready": self.ready,
+            "started_at": self.started_at,
+            "warehouse": self.warehouse_path,
+            "tables": tables,
+            "sinks": {sink.plan.name: sink.stats.snapshot() for sink in self.sinks},
+        }
+
+    def query(self, sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        rows = self.writer.query(sql, params)
+        return {"columns": list(rows[0]) if rows else [], "rows": rows}
+
+
+# --------------------------------------------------------------------------- HTTP API
+
+
+def json_default(value: Any) -> Any:
+    """orjson fallback: bytes as base64 text, NUMERIC as text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=json_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+
+
+def make_handler(runtime: LocalRuntime) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "dataplatform-runtime"
+
+        def _answer(self, status: int, body: Any) -> None:
+            data = dumps(body)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+            if self.path.rstrip("/") == "/status":
+                self._answer(HTTPStatus.OK, runtime.status())
+            else:
+                self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such resource {self.path!r}; use GET /status or POST /query"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path.rstrip("/") != "/query":
+                self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such resource {self.path!r}; use POST /query"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_QUERY_BODY:
+                self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"the query body is over {MAX_QUERY_BODY} bytes"})
+                return
+            try:
+                document = orjson.loads(self.rfile.read(length))
+            except orjson.JSONDecodeError:
+                self._answer(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON; send {\"sql\": \"...\", \"params\": {...}}"})
+                return
+            if not isinstance(document, dict) or not isinstance(document.get("sql"), str):
+                self._answer(HTTPStatus.BAD_REQUEST, {"error": "send {\"sql\": \"<BigQuery SQL>\", \"params\": {...}}"})
+                return
+            params = document.get("params") or {}
+            if not isinstance(params, dict):
+                self._answer(HTTPStatus.BAD_REQUEST, {"error": "params must be an object {name: value}"})
+                return
+            try:
+                result = runtime.query(document["sql"], params)
+            except PlatformError as exc:
+                self._answer(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                return
+            self._answer(HTTPStatus.OK, result)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — http.server's signature
+            logger.debug("http: " + format, *args)
+
+    return Handler
+
+
+class RuntimeClient:
+    """The runtime's HTTP API from another process (CLI, demo, tests)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 120.0) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        import http.client
+
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            data = orjson.dumps(body, default=json_default) if body is not None else None
+            conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+            response = conn.getresponse()
+            status, text = response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise PlatformError(
+                f"the local runtime on {self.host}:{self.port} does not answer ({type(exc).__name__}); "
+                "is the stack up? (`dataplatform local status`, `dataplatform local up`)"
+            ) from None
+        finally:
+            conn.close()
+        try:
+            return status, orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise PlatformError(f"the local runtime answered {status} with a body that is not JSON") from None
+
+    def status(self) -> dict[str, Any]:
+        status, body = self._call("GET", "/status")
+        if status != 200:
+            raise PlatformError(f"the local runtime's /status answered {status}: {body}")
+        return dict(body)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """`{"columns": [...], "rows": [{...}]}`; PlatformError with the warehouse's message."""
+        status, body = self._call("POST", "/query", {"sql": sql, "params": dict(params or {})})
+        if status != 200:
+            message = body.get("error") if isinstance(body, dict) else body
+            raise PlatformError(str(message))
+        return dict(body)
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return list(self.query(sql, params)["rows"])
+
+
+# --------------------------------------------------------------------------- process entry
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dataplatform.local.runtime --port P --warehouse FILE` (env: settings)."""
+    parser = argparse.ArgumentParser(prog="dataplatform-runtime", description="Local sinks and warehouse API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--warehouse", type=Path, required=True)
+    parser.add_argument("--threads-per-sink", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+
+    from dataplatform.adapters.duckdb_warehouse import DuckDBWarehouse
+    from dataplatform.adapters.pubsub import PubSubAdmin
+    from dataplatform.pipeline.warehouse_setup import ensure_warehouse
+    from dataplatform.settings import runtime as platform_runtime
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    wiring = platform_runtime()
+    catalog = wiring.catalog
+    warehouse = DuckDBWarehouse(args.warehouse)
+    try:
+        steps = ensure_warehouse(warehouse, catalog)
+        created = sum(1 for s in steps if s.outcome != "unchanged")
+        logger.info("warehouse %s: %d object(s), %d created or updated", args.warehouse, len(steps), created)
+        admin = PubSubAdmin(wiring.settings.project)
+        local = LocalRuntime(
+            plan_topology(catalog.schemas, None),
+            admin,
+            warehouse,
+            wiring.codecs,
+            wiring.platform_keys,
+            threads_per_sink=args.threads_per_sink,
+            warehouse_path=str(args.warehouse),
+        )
+        server = ThreadingHTTPServer((args.host, args.port), make_handler(local))
+        server.daemon_threads = True
+        http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        local.start()
+        http_thread.start()
+        logger.info("runtime ready on %s:%d with %d sink(s)", args.host, args.port, len(local.sinks))
+        stop.wait()
+        logger.info("stopping: finishing the batches in flight")
+        server.shutdown()
+        local.stop()
+        admin.close()
+    finally:
+        warehouse.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
