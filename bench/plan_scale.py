@@ -5,9 +5,11 @@ nested records and every kind of privacy policy, one endpoint per ten event type
 stack file, and a link to this repository's `functions/`), loaded with `load_catalog` and
 planned with `infra.plan.run_plan` — the whole program under mocks, as the CLI does.
 
-Prints, per size: seconds to load the definitions, seconds to plan (load included), the
-number of resources, seconds per resource, and the per-resource cost relative to the
-smallest catalog (1.0 = perfectly linear). Target: 1,800 event types in under 60 s with
+Prints, per size: seconds to load the definitions, seconds to plan (load included; the
+plan spreads over one worker process per CPU), CPU seconds of the plan across all its
+processes (what a shared machine's load does not distort), the number of resources,
+milliseconds per resource, and the per-resource time relative to the smallest catalog
+(1.0 = perfectly linear). Target: 1,800 event types in under 60 s with
 near-linear growth. Numbers are printed, never asserted.
 
     .venv/bin/python bench/plan_scale.py [--sizes 100,500,1800]
@@ -16,6 +18,7 @@ near-linear growth. Numbers are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -134,12 +137,21 @@ def write_catalog(root: Path, events: int) -> None:
             (root / "workflows" / f"{endpoint}.sql").write_text(ENDPOINT_SQL.format(table=f"{name}_v1"))
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the plan's worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,500,1800", help="comma-separated event-type counts")
     sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
 
-    print(f"{'event types':>11} {'endpoints':>9} {'load s':>7} {'plan s':>8} {'resources':>9} {'ms/resource':>11} {'vs smallest':>11}")
+    print(
+        f"{'event types':>11} {'endpoints':>9} {'load s':>7} {'plan s':>8} {'cpu s':>7} {'resources':>9} "
+        f"{'ms/resource':>11} {'vs smallest':>11}"
+    )
     baseline: float | None = None
     for events in sizes:
         with tempfile.TemporaryDirectory(prefix=f"plan-scale-{events}-") as tmp:
@@ -149,13 +161,15 @@ def main() -> None:
             catalog = load_catalog(root)
             load_seconds = time.perf_counter() - started
             started = time.perf_counter()
+            cpu_before = _cpu_seconds()
             plan = run_plan(root, "bench")
             seconds = time.perf_counter() - started
+            cpu = _cpu_seconds() - cpu_before
         resources = plan.totals()["resources"]
         per_resource = seconds / resources
         baseline = baseline or per_resource
         print(
-            f"{events:>11} {len(catalog.endpoints):>9} {load_seconds:>7.2f} {seconds:>8.2f} {resources:>9} "
+            f"{events:>11} {len(catalog.endpoints):>9} {load_seconds:>7.2f} {seconds:>8.2f} {cpu:>7.1f} {resources:>9} "
             f"{per_resource * 1000:>11.3f} {per_resource / baseline:>11.2f}"
         )
         if plan.violations:

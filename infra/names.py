@@ -49,7 +49,7 @@ def function_name(kind: str, key: str | None = None) -> str:
 def service_account_id(name: str) -> str:
     """`dp-collect`, `dp-q-daily-track-plays`: a service account id (6 to 30 characters)."""
     account = dns_label(name, MAX_SERVICE_ACCOUNT_ID)
-    return account if len(account) >= MIN_SERVICE_ACCOUNT_ID else f"{account}-sa"[:MAX_SERVICE_ACCOUNT_ID]
+    return account if len(account) >= MIN_SERVICE_ACCOUNT_ID else f"{account}-account"
 
 
 def endpoint_service_account_id(endpoint: str) -> str:

@@ -71,14 +71,20 @@ def example_plan() -> Plan:
 
 @pytest.fixture
 def scratch_repo(tmp_path) -> Callable[..., Path]:
-    """A copy of this repository's definitions and stack file (functions/ linked), to edit."""
+    """A copy of this repository's definitions, stack file and function source, to edit.
+
+    The function source is copied, not linked, so the archive (named by content hash)
+    stays the same while other work changes `functions/`.
+    """
 
     def make(stack_yaml: str | None = None) -> Path:
         root = tmp_path / "repo"
         root.mkdir()
         shutil.copytree(REPO_ROOT / "schemas", root / "schemas")
         shutil.copytree(REPO_ROOT / "workflows", root / "workflows")
-        (root / "functions").symlink_to(REPO_ROOT / "functions", target_is_directory=True)
+        shutil.copytree(
+            REPO_ROOT / "functions", root / "functions", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
         (root / "Pulumi.dev.yaml").write_text(stack_yaml or (REPO_ROOT / "Pulumi.dev.yaml").read_text())
         return root
 
