@@ -371,8 +371,18 @@ def _unnest_offset_zero_based(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def _countif_never_null(tree: exp.Expression) -> exp.Expression:
+    """COUNTIF(x) → COALESCE(COUNT_IF(x), 0): BigQuery counts 0 where DuckDB gives NULL
+    (no rows, or every condition NULL). A windowed COUNTIF is wrapped as a whole."""
+    for node in list(tree.find_all(exp.CountIf)):
+        outer: exp.Expression = node.parent if isinstance(node.parent, exp.Window) else node
+        _wrap(outer, lambda inner: exp.Coalesce(this=inner, expressions=[exp.Literal.number(0)]))
+    return tree
+
+
 _TRANSFORMS = (
     _drop_project,
+    _countif_never_null,
     _unnest_offset_zero_based,
     _date_delta_returns_date,
     _date_trunc_returns_date,

@@ -231,7 +231,7 @@ def test_to_duckdb_raises_what_sqlglot_cannot_express() -> None:
 
 
 def test_transpile_or_raise_returns_duckdb_sql_for_supported_sql() -> None:
-    assert transpile_or_raise("SELECT COUNTIF(x) AS n FROM t") == "SELECT\n  COUNT_IF(x) AS n\nFROM t"
+    assert transpile_or_raise("SELECT COUNTIF(x) AS n FROM t") == "SELECT\n  COALESCE(COUNT_IF(x), 0) AS n\nFROM t"
 
 
 def test_syntax_errors_keep_their_line() -> None:

@@ -2,11 +2,11 @@
 SELECT
   track_id,
   CASE
-    WHEN COUNT_IF(skipped) <> 0
-    THEN SUM(ms_played) / COUNT_IF(skipped)
+    WHEN COALESCE(COUNT_IF(skipped), 0) <> 0
+    THEN SUM(ms_played) / COALESCE(COUNT_IF(skipped), 0)
     ELSE NULL
   END AS ms_per_skip,
-  CASE WHEN COUNT(*) <> 0 THEN COUNT_IF(skipped) / COUNT(*) ELSE NULL END AS skip_rate
+  CASE WHEN COUNT(*) <> 0 THEN COALESCE(COUNT_IF(skipped), 0) / COUNT(*) ELSE NULL END AS skip_rate
 FROM fixture.plays
 GROUP BY
   track_id
