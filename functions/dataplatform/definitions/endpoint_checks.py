@@ -304,4 +304,12 @@ def _check_assertion_sql(
                     f"(line {ref.line} of the query)",
                 )
             )
+    for line, construct in unsupported_constructs(sql):
+        errors.append(
+            source.error(
+                loc,
+                f"{where}: {construct} cannot run on the local DuckDB warehouse (line {line} of the query); "
+                "rewrite the check with portable SQL",
+            )
+        )
     return errors

@@ -346,3 +346,11 @@ def test_construct_duckdb_cannot_run_fails_at_validate_time(song, edit):
     assert len(errors) == 1
     assert errors[0].startswith(f"{Q}:4: ")
     assert "FARM_FINGERPRINT" in errors[0] and "cannot run on the local DuckDB warehouse" in errors[0]
+
+
+def test_sql_check_with_a_construct_duckdb_cannot_run(song):
+    song.endpoint(song.ENDPOINT + "  - type: sql\n    sql: SELECT * FROM endpoints.daily_song_plays WHERE FARM_FINGERPRINT(song_id) = 0 AND date = @run_date\n")
+    errors = song.errors()
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{W}:11: checks[1].sql: ") and "FARM_FINGERPRINT" in errors[0]
+    assert "(line 1 of the query)" in errors[0]
