@@ -407,3 +407,22 @@ def test_dedup_views_read_their_table_and_keep_the_first_delivery(example_plan):
 def test_the_apis_the_platform_uses_are_enabled_and_never_disabled(example_plan, api):
     services = {r.inputs["service"]: r for r in example_plan.cloud_resources if r.type == "gcp:projects/service:Service"}
     assert services[f"{api}.googleapis.com"].inputs["disableOnDestroy"] is False
+
+
+def test_the_pulumi_entry_point_composes_the_repository(stack):
+    """`infra/__main__.py`, as `pulumi up` runs it, declares the same components as the plan."""
+    import runpy
+
+    from .conftest import REPO_ROOT
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(REPO_ROOT / "infra" / "__main__.py"), run_name="__main__")
+
+    program()
+    components = sorted((r.type.rsplit(":", 1)[1], r.name) for r in stack.monitor.registrations.values() if not r.custom)
+    assert components == sorted(
+        [("Platform", "platform")]
+        + [("EventPipeline", s.key) for s in stack.catalog.schemas]
+        + [("DataEndpoint", e.name) for e in stack.catalog.endpoints]
+    )
