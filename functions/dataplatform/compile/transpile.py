@@ -434,8 +434,8 @@ def _unknown_to_duckdb(tree: exp.Expression) -> Iterator[tuple[int, str]]:
     if not known:
         return
     for node in tree.walk():
-        if not isinstance(node, exp.Func) or isinstance(node, exp.Dot):
-            continue
+        if not isinstance(node, exp.Func) or isinstance(node, (exp.Dot, exp.Binary)):
+            continue  # a binary operator's SQL starts with its left operand's call
         try:
             generated = node.sql(dialect=TARGET, unsupported_level=ErrorLevel.IGNORE)
         except (UnsupportedError, ValueError):
