@@ -342,11 +342,15 @@ _SHARED: dict[str, Any] = {}
 PLATFORM_COMPONENT = "Platform platform"
 
 
-def _plan_shard(index: int) -> tuple[list[PlannedResource], dict[str, Any]]:
+def _plan_shard(index: int) -> tuple[list[PlannedResource], dict[str, Any]] | str:
+    """One worker's share; a PlatformError comes back as its message (custom errors may not pickle)."""
     asyncio.set_event_loop(asyncio.new_event_loop())  # never reuse the parent's loop or its threads
     gc.disable()  # inherited from the parent already; explicit because the worker depends on it
     groups = _SHARED["groups"]
-    resources, exports = _run_program(_SHARED["stack_file"], _SHARED["catalog"], _SHARED["archive"], groups[index])
+    try:
+        resources, exports = _run_program(_SHARED["stack_file"], _SHARED["catalog"], _SHARED["archive"], groups[index])
+    except PlatformError as exc:
+        return str(exc)
     if index > 0:  # every shard declares the platform; keep one copy
         resources = [
             r for r in resources if r.component != PLATFORM_COMPONENT and f"{r.short_type} {r.name}" != PLATFORM_COMPONENT
@@ -365,6 +369,9 @@ def _run_sharded(
             results = [first, *others.get()]
     finally:
         _SHARED.clear()
+    for result in results:
+        if isinstance(result, str):
+            raise PlatformError(result)
     resources: list[PlannedResource] = []
     exports: dict[str, Any] = {}
     for shard_resources, shard_exports in results:

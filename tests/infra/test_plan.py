@@ -9,6 +9,8 @@ import pulumi
 import pytest
 
 from infra import plan as planner
+from dataplatform.definitions.loader import load_catalog
+from dataplatform.errors import PlatformError
 from infra.config import ConfigError
 from infra.plan import render_text, run_plan, to_json
 from infra.schedule import ScheduleError
@@ -184,3 +186,13 @@ def test_cli_reports_config_errors_and_exits_1(tmp_path, capsys):
     (tmp_path / "workflows").mkdir()
     assert planner.main(["--root", str(tmp_path)]) == 1
     assert "dataplatform:alertEmail is not set" in capsys.readouterr().err
+
+
+def test_an_error_in_a_worker_process_reaches_the_caller(scratch_repo):
+    root = scratch_repo()
+    path = root / "workflows" / "search_success_rate.yaml"
+    path.write_text(path.read_text().replace('schedule: "15 4 * * *"', 'schedule: "15 4,16 * * *"'))
+    assert "search_success_rate" not in planner.shards(load_catalog(root), 3)[0]  # planned by a worker process
+    for workers in (1, 3):
+        with pytest.raises(PlatformError, match=r"workflows/search_success_rate.yaml: schedule '15 4,16 \* \* \*'"):
+            run_plan(root, "dev", workers=workers)
