@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlglot import exp
@@ -67,6 +67,8 @@ MAX_BATCH_BYTES = 4_500_000
 SEND_ATTEMPTS = 6
 POLL_SECONDS = 0.5
 FAILED_TABLE = "platform.failed_events"
+
+T = TypeVar("T")
 
 Progress = Callable[[str, int, int], None]
 """(phase "send" | "load", done, total)."""
@@ -145,21 +147,50 @@ class CollectClient:
         )
 
 
-def batches(events: Sequence[GeneratedEvent]) -> list[list[GeneratedEvent]]:
-    """Consecutive batches of at most MAX_BATCH_EVENTS events and MAX_BATCH_BYTES of JSON."""
-    out: list[list[GeneratedEvent]] = []
-    current: list[GeneratedEvent] = []
+def batches(events: Sequence[T], value: Callable[[T], Any] = lambda e: e) -> list[list[T]]:
+    """Consecutive batches of at most MAX_BATCH_EVENTS events and MAX_BATCH_BYTES of JSON
+    (`value(item)` is the event JSON value of an item)."""
+    out: list[list[T]] = []
+    current: list[T] = []
     size = 0
-    for event in events:
-        length = len(orjson.dumps(event.event)) + 1
+    for item in events:
+        length = len(orjson.dumps(value(item))) + 1
         if current and (len(current) >= MAX_BATCH_EVENTS or size + length > MAX_BATCH_BYTES):
             out.append(current)
             current, size = [], 0
-        current.append(event)
+        current.append(item)
         size += length
     if current:
         out.append(current)
     return out
+
+
+def post_events(
+    events: Sequence[Any], client: CollectClient, *, concurrency: int = 4, progress: Progress = _no_progress
+) -> list[dict[str, Any]]:
+    """POST raw events (JSON values) in batches; collect's per-event results, in input order,
+    each with `index` renumbered to the event's position in `events`."""
+    groups = batches(list(enumerate(events)), lambda item: item[1])
+    results: list[dict[str, Any]] = [{} for _ in events]
+    lock = threading.Lock()
+    done = [0]
+
+    def one(group: list[tuple[int, Any]]) -> None:
+        answer = client.post(orjson.dumps({"events": [event for _, event in group]}))
+        answered = answer.get("results")
+        if not isinstance(answered, list) or len(answered) != len(group):
+            raise PlatformError("collect's answer does not have one result per event")
+        with lock:
+            for (index, _), result in zip(group, answered):
+                results[index] = {**result, "index": index}
+            done[0] += len(group)
+            count = done[0]
+        progress("send", count, len(events))
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
+        for future in [pool.submit(one, group) for group in groups]:
+            future.result()
+    return results
 
 
 @dataclass
@@ -186,39 +217,24 @@ def send(
     concurrency: int = 4,
     progress: Progress = _no_progress,
 ) -> SendReport:
-    """POST every event (in order, batched) and record collect's answer per event."""
-    report = SendReport()
-    lock = threading.Lock()
-    groups = batches(events)
-    total = len(events)
+    """POST every event (in order, batched) and record collect's answer per distinct event."""
     started = time.perf_counter()
-
-    def one(batch: list[GeneratedEvent]) -> None:
-        body = orjson.dumps({"events": [e.event for e in batch]})
-        answer = client.post(body)
-        results = answer.get("results")
-        if not isinstance(results, list) or len(results) != len(batch):
-            raise PlatformError("collect's answer does not have one result per event")
-        with lock:
-            report.requests += 1
-            report.posted += len(batch)
-            for event, result in zip(batch, results):
-                if result.get("status") == "accepted":
-                    report.accepted.add(event.seq)
-                else:
-                    reason = str(result.get("reason"))
-                    report.rejected[event.seq] = reason
-                    if result.get("event_id") is None:
-                        report.rejected_without_id[event.seq] = reason
-                        report.null_id_posts += 1
-            done = report.posted
-        progress("send", done, total)
-
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
-        for future in [pool.submit(one, batch) for batch in groups]:
-            future.result()
-    report.seconds = time.perf_counter() - started
-    report.retries = client.retries
+    results = post_events([e.event for e in events], client, concurrency=concurrency, progress=progress)
+    report = SendReport(
+        posted=len(events),
+        requests=len(batches(events, lambda e: e.event)),
+        retries=client.retries,
+        seconds=time.perf_counter() - started,
+    )
+    for event, result in zip(events, results):
+        if result.get("status") == "accepted":
+            report.accepted.add(event.seq)
+            continue
+        reason = str(result.get("reason"))
+        report.rejected[event.seq] = reason
+        if result.get("event_id") is None:
+            report.rejected_without_id[event.seq] = reason
+            report.null_id_posts += 1
     return report
 
 
