@@ -1,0 +1,326 @@
+"""The local runtime's sinks and HTTP API, with a scripted subscriber and a real DuckDB warehouse.
+
+What must hold: rows land with the BigQuery-subscription metadata; messages are acked only
+after their insert, nacked when it fails; what cannot be loaded becomes a failed event
+(never retried forever, never lost); dead-lettered raw batches become one failed event per
+event; the pull size adapts to the client's response limit; /query and /status answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from dataplatform.adapters.duckdb_warehouse import DuckDBWarehouse
+from dataplatform.adapters.pubsub import ReceivedMessage
+from dataplatform.compile.avro_codec import codec_for
+from dataplatform.errors import PlatformError, TransientError
+from dataplatform.local.runtime import (
+    DEAD_LETTERED,
+    DeadLetterRows,
+    EventRows,
+    FailedRows,
+    LocalRuntime,
+    RuntimeClient,
+    Sink,
+    make_handler,
+)
+from dataplatform.local.topology import plan_topology
+from dataplatform.pipeline.generator import EventGenerator
+from dataplatform.pipeline.warehouse_setup import ensure_warehouse
+from dataplatform.privacy.keys import PlatformKeys
+from tests.fixtures.privacy.keys import platform_keys
+from tests.unit.local.offline import OfflinePipeline
+
+UTC = timezone.utc
+NOW = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
+PATH = "projects/p/subscriptions/track_played_v1-bq"
+
+
+class ScriptedSubscriber:
+    """Pull returns queued messages (at most `max_messages`); errors can be scripted."""
+
+    project = "p"
+
+    def __init__(self) -> None:
+        self.queues: dict[str, list[ReceivedMessage]] = {}
+        self.acked: list[str] = []
+        self.nacked: list[str] = []
+        self.pull_sizes: list[int] = []
+        self.errors: list[BaseException] = []
+        self.max_response = 10**9
+
+    def put(self, subscription: str, messages: Sequence[ReceivedMessage]) -> None:
+        self.queues.setdefault(subscription, []).extend(messages)
+
+    def pull(self, subscription: str, max_messages: int = 1000, timeout: float = 5.0) -> list[ReceivedMessage]:
+        self.pull_sizes.append(max_messages)
+        if self.errors:
+            raise self.errors.pop(0)
+        queue = self.queues.get(subscription, [])
+        if max_messages > self.max_response:
+            raise TransientError(f"Pub/Sub unavailable while pulling from {subscription!r}: ResourceExhausted; retry later")
+        taken, self.queues[subscription] = queue[:max_messages], queue[max_messages:]
+        return taken
+
+    def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        self.acked.extend(ack_ids)
+
+    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        self.nacked.extend(ack_ids)
+
+
+def received(data: bytes, n: int, attributes: dict[str, str] | None = None) -> ReceivedMessage:
+    return ReceivedMessage(
+        ack_id=f"ack-{n}", message_id=str(1000 + n), data=data, attributes=attributes or {"raw_message_id": "7"},
+        publish_time=NOW + timedelta(seconds=n % 60), delivery_attempt=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> PlatformKeys:
+    return platform_keys(tmp_path_factory.mktemp("runtime-keys"))
+
+
+@pytest.fixture
+def warehouse(catalog: Any) -> Iterator[DuckDBWarehouse]:
+    with DuckDBWarehouse() as warehouse:
+        ensure_warehouse(warehouse, catalog)
+        yield warehouse
+
+
+@pytest.fixture(scope="module")
+def outcome(catalog: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    events = EventGenerator(catalog.schemas, run_id="rt", invalid_share=0.3, duplicate_share=0.0, now=NOW).generate(400)
+    pipeline = OfflinePipeline(catalog.schemas, tmp_path_factory.mktemp("rt"), NOW + timedelta(seconds=2))
+    return pipeline.run([[e.event for e in events]])
+
+
+def clean_messages(catalog: Any, outcome: Any, key: str = "track_played_v1") -> list[ReceivedMessage]:
+    codec = codec_for(catalog.schema(key.rsplit("_v", 1)[0]))
+    return [received(codec.encode(row), i) for i, row in enumerate(outcome.clean[key])]
+
+
+def event_sink(catalog: Any, subscriber: ScriptedSubscriber, writer: Any, platform: PlatformKeys, **kwargs: Any) -> Sink:
+    plan = plan_topology(catalog.schemas, None).sink("track_played_v1-bq")
+    codec = codec_for(catalog.schema("track_played"))
+    return Sink(plan, subscriber, writer, EventRows("track_played_v1", codec, PATH, platform), lambda: NOW, platform, **kwargs)
+
+
+# --------------------------------------------------------------------------- event sink
+
+
+def test_clean_messages_are_inserted_with_metadata_then_acked(catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys) -> None:
+    messages = clean_messages(catalog, outcome)
+    subscriber = ScriptedSubscriber()
+    subscriber.put("track_played_v1-bq", messages)
+    sink = event_sink(catalog, subscriber, warehouse, platform)
+
+    assert sink.load_once() == len(messages)
+
+    assert sorted(subscriber.acked) == sorted(m.ack_id for m in messages)
+    rows = warehouse.query(
+        "SELECT event_id, message_id, publish_time, subscription_name, attributes FROM events.track_played_v1 ORDER BY message_id"
+    )
+    assert len(rows) == len(messages)
+    first = min(messages, key=lambda m: m.message_id)
+    assert rows[0]["message_id"] == first.message_id and rows[0]["publish_time"] == first.publish_time
+    assert rows[0]["subscription_name"] == PATH and orjson.loads(rows[0]["attributes"]) == {"raw_message_id": "7"}
+    stats = sink.stats.snapshot()
+    assert stats["messages"] == stats["rows"] == len(messages) and stats["errors"] == 0
+
+
+def test_a_backlog_is_gathered_into_one_insert(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
+    inserts: list[int] = []
+
+    class CountingWriter:
+        def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
+            inserts.append(len(rows))
+            return len(rows)
+
+    messages = clean_messages(catalog, outcome)
+    subscriber = ScriptedSubscriber()
+    subscriber.put("track_played_v1-bq", messages)
+    sink = event_sink(catalog, subscriber, CountingWriter(), platform, max_messages=10, batch_messages=50)
+    sink.load_once()
+    assert inserts == [50] and subscriber.pull_sizes[:3] == [10, 10, 10]
+
+
+def test_a_failed_insert_nacks_the_batch_for_redelivery(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
+    class BrokenWriter:
+        def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
+            raise PlatformError("inserting into events.track_played_v1 failed on the local DuckDB warehouse: disk full")
+
+    messages = clean_messages(catalog, outcome)[:5]
+    subscriber = ScriptedSubscriber()
+    subscriber.put("track_played_v1-bq", messages)
+    sink = event_sink(catalog, subscriber, BrokenWriter(), platform)
+    with pytest.raises(PlatformError, match="disk full"):
+        sink.load_once()
+    assert subscriber.acked == [] and sorted(subscriber.nacked) == sorted(m.ack_id for m in messages)
+    assert sink.stats.snapshot()["errors"] == 1 and "disk full" in sink.stats.snapshot()["last_error"]
+
+
+def test_an_undecodable_message_becomes_a_failed_event_and_is_acked(
+    catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys
+) -> None:
+    messages = [*clean_messages(catalog, outcome)[:3], received(b"\x02\x03not avro", 99)]
+    subscriber = ScriptedSubscriber()
+    subscriber.put("track_played_v1-bq", messages)
+    event_sink(catalog, subscriber, warehouse, platform).load_once()
+
+    assert len(subscriber.acked) == 4
+    assert warehouse.row_count("events.track_played_v1") == 3
+    (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
+    assert failed["reason"] == DEAD_LETTERED and failed["stage"] == "load" and failed["event_type"] == "track_played"
+    assert "message 1099 on projects/p/subscriptions/track_played_v1-bq could not be loaded" in failed["detail"]
+    assert platform.quarantine_decrypt(failed["payload_ciphertext"], "") == b"\x02\x03not avro"
+
+
+def test_rows_the_table_refuses_are_quarantined_and_the_rest_inserted(
+    catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys
+) -> None:
+    class Tampering:
+        """Decodes, then breaks one row the way a buggy producer would."""
+
+        def __init__(self) -> None:
+            self.codec = codec_for(catalog.schema("track_played"))
+            self.count = 0
+
+        def decode(self, data: bytes) -> dict[str, Any]:
+            row = self.codec.decode(data)
+            self.count += 1
+            if self.count == 2:
+                row["ms_played"] = "lots"
+            return row
+
+    subscriber = ScriptedSubscriber()
+    subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:4])
+    plan = plan_topology(catalog.schemas, None).sink("track_played_v1-bq")
+    sink = Sink(plan, subscriber, warehouse, EventRows("track_played_v1", Tampering(), PATH, platform), lambda: NOW, platform)
+    sink.load_once()
+    assert warehouse.row_count("events.track_played_v1") == 3 and len(subscriber.acked) == 4
+    (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
+    assert failed["stage"] == "load" and "ms_played" in failed["detail"] and failed["event_id"].startswith("rt-")
+    assert orjson.loads(platform.quarantine_decrypt(failed["payload_ciphertext"], failed["event_id"]))["ms_played"] == "lots"
+
+
+def test_the_pull_size_shrinks_when_a_response_is_too_large_and_grows_back(
+    catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys
+) -> None:
+    subscriber = ScriptedSubscriber()
+    subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome))
+    subscriber.max_response = 100
+    sink = event_sink(catalog, subscriber, warehouse, platform, max_messages=1000)
+    with pytest.raises(TransientError, match="ResourceExhausted"):
+        sink.load_once()
+    assert sink.pull_size == 250
+    with pytest.raises(TransientError):
+        sink.load_once()
+    assert sink.pull_size == 62
+    assert sink.load_once() > 0
+    subscriber.max_response = 10**9
+    subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome))
+    sink.load_once()
+    assert sink.pull_size > 62
+
+
+# --------------------------------------------------------------------------- failed events and dead letters
+
+
+def test_failed_event_messages_load_into_platform_failed_events(outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys) -> None:
+    messages = [received(f.to_json_bytes(), i) for i, f in enumerate(outcome.failed)] + [received(b"{not json", 500)]
+    converted = FailedRows("projects/p/subscriptions/failed-events-bq", platform).convert(messages, NOW)
+    assert len(converted.rows) == len(outcome.failed) and len(converted.failures) == 1
+    warehouse.insert_rows("platform.failed_events", converted.rows + converted.failures)
+    reasons = {r["reason"] for r in warehouse.query("SELECT DISTINCT reason FROM platform.failed_events")}
+    assert {"schema_violation", DEAD_LETTERED} <= reasons
+    assert "is not a failed-event record" in converted.failures[0]["detail"]
+
+
+def test_a_dead_lettered_raw_batch_becomes_one_failed_event_per_event(warehouse: DuckDBWarehouse, platform: PlatformKeys) -> None:
+    events = [
+        {"event_id": "d-1", "event_type": "track_played", "schema_version": 1, "event_time": "2026-03-02T15:00:00Z", "payload": {"user_id": "u"}},
+        {"event_id": "d-2", "event_type": "track_played", "schema_version": 1, "event_time": "2026-03-02T15:01:00Z", "payload": {}},
+    ]
+    batch = received(
+        orjson.dumps({"received_at": "2026-03-02T15:02:00Z", "events": events}), 1,
+        {"CloudPubSubDeadLetterSourceDeliveryCount": "30", "event_type": "track_played_v1"},
+    )
+    garbage = received(b"\xff garbage", 2)
+    converted = DeadLetterRows("track_played_v1", "projects/p/subscriptions/x-drain", platform).convert([batch, garbage], NOW)
+    warehouse.insert_rows("platform.failed_events", converted.rows)
+    rows = warehouse.query("SELECT * FROM platform.failed_events ORDER BY event_id NULLS LAST")
+    assert [r["event_id"] for r in rows] == ["d-1", "d-2", None]
+    assert all(r["reason"] == DEAD_LETTERED and r["stage"] == "anonymize" and r["event_type"] == "track_played" for r in rows)
+    assert "after 30 failed deliveries" in rows[0]["detail"]
+    assert rows[0]["event_time"] == datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    assert rows[0]["received_at"] == datetime(2026, 3, 2, 15, 2, tzinfo=UTC)
+    assert orjson.loads(platform.quarantine_decrypt(rows[0]["payload_ciphertext"], "d-1")) == events[0]
+    assert platform.quarantine_decrypt(rows[2]["payload_ciphertext"], "") == b"\xff garbage"
+    assert "u" not in rows[0]["detail"].split()
+
+
+# --------------------------------------------------------------------------- HTTP API
+
+
+@pytest.fixture
+def api(catalog: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys) -> Iterator[tuple[LocalRuntime, RuntimeClient]]:
+    runtime = LocalRuntime(
+        plan_topology(catalog.schemas, None), ScriptedSubscriber(), warehouse,
+        {s.key: codec_for(s) for s in catalog.schemas}, platform, warehouse_path="memory",
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(runtime))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield runtime, RuntimeClient("127.0.0.1", server.server_address[1], timeout=10)
+    server.shutdown()
+    server.server_close()
+
+
+def test_query_runs_bigquery_sql_and_encodes_bytes_and_times(api: Any, warehouse: DuckDBWarehouse) -> None:
+    _, client = api
+    result = client.query(
+        "SELECT b'\\x00\\x01' AS raw, TIMESTAMP('2026-03-02 15:30:00+00') AS at, @n + 1 AS n, DATE '2026-03-02' AS d",
+        {"n": 41},
+    )
+    assert result["columns"] == ["raw", "at", "n", "d"]
+    assert result["rows"] == [{"raw": "AAE=", "at": "2026-03-02T15:30:00Z", "n": 42, "d": "2026-03-02"}]
+
+
+def test_a_bad_query_answers_with_the_warehouses_message(api: Any) -> None:
+    _, client = api
+    with pytest.raises(PlatformError, match="events.no_such_table"):
+        client.query("SELECT * FROM events.no_such_table")
+    with pytest.raises(PlatformError, match="parameter"):
+        client.query("SELECT @missing AS x")
+
+
+def test_status_reports_tables_and_sinks(api: Any) -> None:
+    runtime, client = api
+    status = client.status()
+    assert status["ready"] is False
+    assert status["tables"]["events.track_played_v1"] == 0 and status["tables"]["platform.failed_events"] == 0
+    assert set(status["sinks"]) == {s.plan.name for s in runtime.sinks}
+
+
+def test_a_runtime_that_is_not_there_is_named() -> None:
+    from dataplatform.local.emulators import free_port
+
+    with pytest.raises(PlatformError, match="does not answer .* is the stack up"):
+        RuntimeClient("127.0.0.1", free_port(), timeout=2).status()
+
+
+def test_sinks_start_and_stop_cleanly(api: Any) -> None:
+    runtime, client = api
+    runtime.start()
+    assert client.status()["ready"] is True
+    runtime.stop(timeout=10)
+    assert all(not t.is_alive() for t in runtime._threads)
