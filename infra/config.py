@@ -36,7 +36,7 @@ import yaml
 from dataplatform.compile import sql as sqlc
 from dataplatform.definitions.loader import Catalog
 from dataplatform.definitions.messages import did_you_mean
-from dataplatform.definitions.models import Endpoint, EventSchema
+from dataplatform.definitions.models import Endpoint, EventSchema, RelationshipCheck
 from dataplatform.errors import PlatformError
 
 NAMESPACE = "dataplatform"
@@ -155,12 +155,14 @@ def select(catalog: Catalog, config: StackConfig) -> Selection:
     deployed = {s.table_ref for s in schemas} | {f"events.{s.dedup_view}" for s in schemas} | {e.table_ref for e in endpoints}
     tables = catalog.tables()
     for endpoint in endpoints:
-        for ref in sqlc.referenced_tables(sqlc.parse(endpoint.sql)):
-            if ref.ref in tables and ref.ref not in deployed:
-                owner = tables[ref.ref]
+        reads = [ref.ref for ref in sqlc.referenced_tables(sqlc.parse(endpoint.sql))]
+        reads += [check.to for check in endpoint.checks if isinstance(check, RelationshipCheck)]
+        for ref in reads:
+            if ref in tables and ref not in deployed:
+                owner = tables[ref]
                 raise ConfigError(
                     f"Pulumi.{config.stack}.yaml: endpoint {endpoint.name!r} (domain {endpoint.domain!r}) reads "
-                    f"{ref.ref} of domain {owner.domain!r}, which this stack does not deploy; add {owner.domain!r} "
+                    f"{ref} of domain {owner.domain!r}, which this stack does not deploy; add {owner.domain!r} "
                     f"to {NAMESPACE}:domains or move the endpoint to a stack that has it"
                 )
     return Selection(schemas, endpoints)

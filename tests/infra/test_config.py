@@ -73,3 +73,20 @@ def test_locations_default_to_the_region():
     config = StackConfig(**BASE)
     assert config.bigquery_location == config.firestore_location == "europe-west1"
     assert StackConfig(**BASE, bigquery_location="EU").bigquery_location == "EU"
+
+
+def test_domain_selection_follows_relationship_checks_too(example_catalog):
+    from dataclasses import replace as swap
+
+    from dataplatform.definitions.models import RelationshipCheck
+    from infra.config import select
+
+    config = StackConfig(**{**BASE, "domains": ("search",)})
+    assert {e.name for e in select(example_catalog, config).endpoints} == {"search_success_rate"}
+    endpoint = example_catalog.endpoint("search_success_rate")
+    checked = endpoint.model_copy(
+        update={"checks": (*endpoint.checks, RelationshipCheck(type="relationship", column="filter", to="events.track_played_v1", field="track_id"))}
+    )
+    catalog = swap(example_catalog, endpoints=tuple(checked if e.name == endpoint.name else e for e in example_catalog.endpoints))
+    with pytest.raises(ConfigError, match="reads events.track_played_v1 of domain 'playback'"):
+        select(catalog, config)
