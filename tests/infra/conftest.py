@@ -9,7 +9,7 @@ program planned once (`infra.plan.run_plan`), for tests that look at every resou
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,17 +89,6 @@ def scratch_repo(tmp_path) -> Callable[..., Path]:
         return root
 
     return make
-
-
-def resources_of(plan: Plan, type_: str) -> list:
-    return [r for r in plan.cloud_resources if r.type == type_]
-
-
-@pytest.fixture
-def restore_pulumi_settings() -> Iterator[None]:
-    """Leave no config behind for the next test."""
-    yield
-    pulumi.runtime.set_all_config({}, [])
 
 
 class Props(dict):
