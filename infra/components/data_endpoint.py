@@ -241,7 +241,7 @@ class DataEndpoint(pulumi.ComponentResource):
 
         self.register_outputs(
             {
-                "table": pulumi.Output.concat(project, ".", self.table.dataset_id, ".", self.table.table_id),
+                "table": f"{project}.{spec.dataset}.{spec.table}",
                 "transfer_config": self.transfer_config.name,
                 "schedule": self.transfer_config.schedule,
                 "service_account": self.service_account.email,

@@ -209,13 +209,13 @@ class EventPipeline(pulumi.ComponentResource):
             name=names.bigquery_subscription(key),
             topic=self.clean_topic.id,
             bigquery_config=gcp.pubsub.SubscriptionBigqueryConfigArgs(
-                table=pulumi.Output.concat(project, ".", self.table.dataset_id, ".", self.table.table_id),
+                table=f"{project}.{spec.dataset}.{spec.table}",
                 use_topic_schema=True,
                 write_metadata=True,
             ),
             expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
             labels=tagged("anonymized"),
-            opts=b.child(self, table_writer),
+            opts=b.child(self, self.table, table_writer),
         )
         self.dedup_view = gcp.bigquery.Table(
             f"{EVENTS_DATASET}.{schema.dedup_view}",
@@ -248,8 +248,8 @@ class EventPipeline(pulumi.ComponentResource):
                 "function": self.function.name,
                 "trigger_subscription": self.trigger_subscription,
                 "dead_letter_command": self.dead_letter_command,
-                "table": pulumi.Output.concat(project, ".", self.table.dataset_id, ".", self.table.table_id),
-                "dedup_view": pulumi.Output.concat(project, ".", self.dedup_view.dataset_id, ".", self.dedup_view.table_id),
+                "table": f"{project}.{spec.dataset}.{spec.table}",
+                "dedup_view": f"{project}.{spec.dataset}.{schema.dedup_view}",
                 "avro_schema": self.avro_schema.id,
             }
         )
