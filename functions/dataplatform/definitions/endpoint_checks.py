@@ -10,6 +10,7 @@ and say which line of that query.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from dataplatform.definitions.models import (
     RelationshipCheck,
     RowCountCheck,
     SqlAssertionCheck,
+    format_duration,
 )
 from dataplatform.definitions.pending import Pending
 from dataplatform.definitions.schema_checks import MAX_CLUSTERING, check_retention, clean_columns
@@ -50,7 +52,55 @@ def check_endpoint(
     columns = output_columns(tree) if tree is not None else None
     if columns is not None:
         errors += _check_output_columns(endpoint, columns, source, sql_path)
+    if tree is not None:
+        errors += _check_deadline_after_upstreams(endpoint, tree, source, catalog)
     return errors
+
+
+def _check_deadline_after_upstreams(
+    endpoint: Endpoint, tree: sqlc.exp.Expression, source: Source, catalog: Catalog
+) -> list[DefinitionError]:
+    """A partition runs only once its upstream event partitions are past their allowed
+    lateness (directly, or through upstream endpoints). A freshness deadline at or before
+    that moment would breach every day, so it is a definition error, not an alert."""
+    tables = catalog.tables()
+    errors: list[DefinitionError] = []
+    for ref in sqlc.referenced_tables(tree):
+        upstream = tables.get(ref.ref)
+        if upstream is None or upstream is endpoint:
+            continue
+        ready_after, event_key = _earliest_ready(upstream, tables, frozenset({endpoint.name}))
+        if event_key and endpoint.freshness_deadline <= ready_after:
+            via = "" if isinstance(upstream, EventSchema) else f" (through {upstream.name})"
+            errors.append(
+                source.error(
+                    ("freshness_deadline",),
+                    f"freshness_deadline {format_duration(endpoint.freshness_deadline)} is not later than "
+                    f"event {event_key}'s allowed_lateness ({format_duration(ready_after)}){via}: the partition "
+                    "cannot run before then, so it would be late every day; raise the deadline or lower the lateness",
+                )
+            )
+    return errors
+
+
+def _earliest_ready(
+    definition: EventSchema | Endpoint, tables: dict[str, Any], seen: frozenset[str]
+) -> tuple[timedelta, str | None]:
+    """How long after the end of a day its partition can be complete, and which event decides it."""
+    if isinstance(definition, EventSchema):
+        return definition.allowed_lateness, definition.key
+    latest: tuple[timedelta, str | None] = (timedelta(0), None)
+    if definition.name in seen:
+        return latest  # a cycle is reported elsewhere
+    try:
+        refs = sqlc.referenced_tables(sqlc.parse(definition.sql))
+    except sqlc.SqlSyntaxError:
+        return latest
+    for ref in refs:
+        upstream = tables.get(ref.ref)
+        if upstream is not None:
+            latest = max(latest, _earliest_ready(upstream, tables, seen | {definition.name}), key=lambda x: x[0])
+    return latest
 
 
 def check_endpoint_settings(

@@ -354,3 +354,26 @@ def test_sql_check_with_a_construct_duckdb_cannot_run(song):
     assert len(errors) == 1
     assert errors[0].startswith(f"{W}:11: checks[1].sql: ") and "FARM_FINGERPRINT" in errors[0]
     assert "(line 1 of the query)" in errors[0]
+
+
+def test_freshness_deadline_must_leave_time_for_the_events_lateness(defs, edit):
+    defs.schema(edit(defs.SCHEMA, "retention_days: 30", "retention_days: 30\nallowed_lateness: 1d"))
+    defs.endpoint()
+    [error] = defs.errors()
+    assert error.startswith(f"{W}:1: freshness_deadline 6h is not later than event song_played_v1's allowed_lateness (1d)")
+
+
+def test_freshness_deadline_of_a_chain_counts_the_lateness_through_its_upstream(defs, edit):
+    defs.schema(edit(defs.SCHEMA, "retention_days: 30", "retention_days: 30\nallowed_lateness: 12h"))
+    defs.endpoint(edit(defs.ENDPOINT, "retention_days: 90", "retention_days: 90\nfreshness_deadline: 1d"))
+    defs.endpoint(
+        "name: song_report\nowner: team-playback\ndomain: playback\ndescription: Report.\n"
+        "schedule: '0 6 * * *'\nretention_days: 90\nfreshness_deadline: 10h\n",
+        "SELECT @run_date AS date, COUNT(*) AS n FROM endpoints.daily_song_plays WHERE date = @run_date\n",
+        name="song_report",
+    )
+    [error] = defs.errors()
+    assert error.startswith(
+        "workflows/song_report.yaml:7: freshness_deadline 10h is not later than event song_played_v1's "
+        "allowed_lateness (12h) (through daily_song_plays)"
+    )

@@ -20,7 +20,7 @@ domain: playback
 description: A listener played a track.
 retention_days: 395
 partitioning: HOUR
-allowed_lateness: 3d
+allowed_lateness: 2h
 clustering: [track_id]
 readers:
   - group:analysts@example.com
@@ -171,7 +171,7 @@ def test_event_downstreams_are_marked_transitive(catalog: Catalog) -> None:
     ]
     assert d.upstreams == ()
     assert d.topics == ("play_v1-raw", "play_v1")
-    assert d.partitioning == "HOUR on event_time" and d.allowed_lateness == "3d"
+    assert d.partitioning == "HOUR on event_time" and d.allowed_lateness == "2h"
 
 
 def test_endpoint_golden(catalog: Catalog) -> None:

@@ -52,17 +52,17 @@ def test_a_late_endpoint_partition_is_a_breach_recorded_and_logged(catalog, ware
     clock = ManualClock(datetime(2024, 5, 1, 5, tzinfo=UTC))
     record_partition(warehouse, clock, table_ref="endpoints.daily_track_plays", partition=RUN_DATE - timedelta(days=1), status="succeeded")
 
-    # daily_track_plays is due 6h after its day: May 1 at May 2 06:00
-    clock.set(datetime(2024, 5, 2, 5, 59, tzinfo=UTC))
+    # daily_track_plays is due 4d after its day (it waits out track_played's 3d lateness): May 1 at May 6 00:00
+    clock.set(datetime(2024, 5, 5, 23, 59, tzinfo=UTC))
     on_time = only(measure(catalog, warehouse, clock.now(), tables=["daily_track_plays"]), "endpoints.daily_track_plays")
     assert (on_time.newest_complete_partition, on_time.breached) == (date(2024, 4, 30), False)
-    assert on_time.deadline == datetime(2024, 5, 2, 6, tzinfo=UTC)
-    assert on_time.lag_seconds == 24 * 3600 + 5 * 3600 + 59 * 60  # since the end of Apr 30
+    assert on_time.deadline == datetime(2024, 5, 6, tzinfo=UTC)
+    assert on_time.lag_seconds == 4 * 86400 + 23 * 3600 + 59 * 60  # since the end of Apr 30
 
-    clock.set(datetime(2024, 5, 2, 6, 30, tzinfo=UTC))
+    clock.set(datetime(2024, 5, 6, 0, 30, tzinfo=UTC))
     results = measure(catalog, warehouse, clock.now(), tables=["daily_track_plays"])
     late = only(results, "endpoints.daily_track_plays")
-    assert (late.breached, late.deadline, late.lag_seconds) == (True, datetime(2024, 5, 2, 6, tzinfo=UTC), 30 * 3600 + 1800)
+    assert (late.breached, late.deadline, late.lag_seconds) == (True, datetime(2024, 5, 6, tzinfo=UTC), 5 * 86400 + 1800)
 
     with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
         assert log_breaches(results) == 1
@@ -72,10 +72,10 @@ def test_a_late_endpoint_partition_is_a_breach_recorded_and_logged(catalog, ware
             "severity": "WARNING",
             "table": "endpoints.daily_track_plays",
             "kind": "endpoint",
-            "lag_seconds": 30 * 3600 + 1800,
-            "deadline": "2024-05-02T06:00:00Z",
+            "lag_seconds": 5 * 86400 + 1800,
+            "deadline": "2024-05-06T00:00:00Z",
             "newest_complete_partition": "2024-04-30",
-            "message": "endpoints.daily_track_plays missed its freshness deadline 2024-05-02T06:00:00Z (newest complete partition: 2024-04-30)",
+            "message": "endpoints.daily_track_plays missed its freshness deadline 2024-05-06T00:00:00Z (newest complete partition: 2024-04-30)",
         }
     ]
     assert caplog.records[-1].levelno == logging.WARNING
@@ -86,25 +86,25 @@ def test_a_late_endpoint_partition_is_a_breach_recorded_and_logged(catalog, ware
         "table_ref": "endpoints.daily_track_plays",
         "kind": "endpoint",
         "newest_complete_partition": date(2024, 4, 30),
-        "deadline": datetime(2024, 5, 2, 6, tzinfo=UTC),
-        "lag_seconds": 30 * 3600 + 1800,
+        "deadline": datetime(2024, 5, 6, tzinfo=UTC),
+        "lag_seconds": 5 * 86400 + 1800,
         "breached": True,
-        "checked_at": datetime(2024, 5, 2, 6, 30, tzinfo=UTC),
+        "checked_at": datetime(2024, 5, 6, 0, 30, tzinfo=UTC),
     }
 
-    # the partition succeeds: the next deadline is May 3 06:00, no breach
+    # the partition succeeds: the next deadline is May 7 00:00, no breach
     record_partition(warehouse, clock, table_ref="endpoints.daily_track_plays", partition=RUN_DATE, status="succeeded")
     fresh = only(measure(catalog, warehouse, clock.now(), tables=["endpoints.daily_track_plays"]), "endpoints.daily_track_plays")
-    assert (fresh.newest_complete_partition, fresh.breached, fresh.deadline) == (RUN_DATE, False, datetime(2024, 5, 3, 6, tzinfo=UTC))
+    assert (fresh.newest_complete_partition, fresh.breached, fresh.deadline) == (RUN_DATE, False, datetime(2024, 5, 7, tzinfo=UTC))
 
 
 def test_a_failed_partition_is_not_complete(catalog, warehouse) -> None:
-    clock = ManualClock(datetime(2024, 5, 2, 7, tzinfo=UTC))
+    clock = ManualClock(datetime(2024, 5, 6, 1, tzinfo=UTC))
     record_partition(warehouse, clock, table_ref="endpoints.daily_track_plays", partition=RUN_DATE, status="succeeded")
     record_partition(warehouse, clock, table_ref="endpoints.daily_track_plays", partition=RUN_DATE, status="failed")
     result = only(measure(catalog, warehouse, clock.now(), tables=["daily_track_plays"]), "endpoints.daily_track_plays")
     assert (result.newest_complete_partition, result.lag_seconds, result.breached) == (None, None, True)
-    assert result.deadline == datetime(2024, 5, 2, 6, tzinfo=UTC)
+    assert result.deadline == datetime(2024, 5, 6, tzinfo=UTC)
 
 
 def test_an_event_table_is_fresh_while_its_newest_due_day_has_rows(catalog, warehouse) -> None:

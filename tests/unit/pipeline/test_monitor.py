@@ -292,7 +292,7 @@ def test_http_check_reports_the_quality_of_the_due_partition(deps, caplog) -> No
 
     results = run_checks(deps.catalog.endpoint("daily_track_plays"), RUN_DATE, LATE_ENOUGH, deps.catalog, deps.warehouse)
     record_check_results(run_deps.warehouse, results, run_id="r", endpoint="daily_track_plays", partition=RUN_DATE, checked_at=LATE_ENOUGH)
-    deps.clock.set(datetime(2024, 5, 2, 7, tzinfo=UTC))
+    deps.clock.set(datetime(2024, 5, 6, 1, tzinfo=UTC))  # May 1 is due 4d after its day
     with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
         status, body = handle_http(FakeRequest("POST", "/check", json.dumps({"endpoint": "daily_track_plays", "checks": ["quality"]}).encode()), deps)
     assert status == 200 and "freshness" in body and body["freshness"] == []
