@@ -23,9 +23,9 @@ What it makes, deterministically from `seed` (and `now`, `run_id`):
 
 Every `GeneratedEvent` carries `seq` (the distinct event it is, shared by its duplicates),
 its claimed `event_type`, its `event_id` (None for the `missing_event_id` kind), the
-expected `reason`/`stage` (None for an event that must be loaded) and `pii`: the values of
-its fields that have a privacy policy, as text, which must never be found in clear in the
-warehouse (`pii_values`).
+expected `reason`/`stage` (None for an event that must be loaded) and `pii`: (field path,
+value as text) of its fields that have a privacy policy, which must never be found in clear
+in the warehouse (`pii_values`, `PiiIndex`).
 """
 
 from __future__ import annotations
@@ -316,8 +316,8 @@ class GeneratedEvent:
     stage: str | None
     """Expected rejecting stage ("collect" | "anonymize"); None when loaded."""
     duplicate: bool
-    pii: tuple[str, ...]
-    """Values of the event's fields that have a privacy policy, as text."""
+    pii: tuple[tuple[str, str], ...]
+    """(dotted field path, value as text) of the event's fields that have a privacy policy."""
 
     @property
     def valid(self) -> bool:
@@ -351,7 +351,7 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _walk_pii(fields: Sequence[FieldDef], value: Any, out: list[str]) -> None:
+def _walk_pii(fields: Sequence[FieldDef], value: Any, out: list[tuple[str, str]], prefix: str = "") -> None:
     if not isinstance(value, dict):
         return
     for field in fields:
@@ -361,9 +361,9 @@ def _walk_pii(fields: Sequence[FieldDef], value: Any, out: list[str]) -> None:
         items = item if field.repeated and isinstance(item, list) else [item]
         for element in items:
             if field.fields:
-                _walk_pii(field.fields, element, out)
+                _walk_pii(field.fields, element, out, f"{prefix}{field.name}.")
             elif field.privacy != "none":
-                out.append(_text(element))
+                out.append((f"{prefix}{field.name}", _text(element)))
 
 
 def _text(value: Any) -> str:
@@ -458,7 +458,7 @@ class EventGenerator:
         event_time = self.now - timedelta(seconds=rng.uniform(1.0, 3600.0))
         state = _Event(rng, user, event_time, population.tracks)
         payload = self._record(schema.fields, state, "")
-        pii: list[str] = []
+        pii: list[tuple[str, str]] = []
         _walk_pii(schema.fields, payload, pii)
         event: dict[str, Any] = {
             "event_id": self.event_id(seq),
@@ -708,19 +708,57 @@ def _by_type(field: FieldDef, state: _Event) -> Any:
 
 def pii_values(events: Iterable[GeneratedEvent]) -> set[str]:
     """Every PII value the events carried, as text (what must never be found in clear)."""
-    return {value for event in events for value in event.pii if value}
+    return {value for event in events for _, value in event.pii if value}
 
 
-def find_pii(text: str, values: set[str], long_values: Sequence[str] | None = None) -> str | None:
-    """The first PII value `text` holds in clear, or None.
+class PiiIndex:
+    """Finds the events' PII values in warehouse cells.
 
-    Values of `MIN_PII_SUBSTRING` characters or more are searched as substrings; shorter
-    ones only match a whole cell (see `MIN_PII_SUBSTRING`).
+    Values of `MIN_PII_SUBSTRING` characters or more are searched everywhere, as substrings
+    of text and of bytes. Shorter ones (a card's last four digits, a postcode) would match
+    unrelated cells by chance (a message id "1275"), so they are looked for only in the
+    column of their own field, as whole cells: that is where a field left in clear would be.
     """
-    if text in values:
-        return text
-    candidates = long_values if long_values is not None else [v for v in values if len(v) >= MIN_PII_SUBSTRING]
-    for value in candidates:
-        if value in text:
-            return value
+
+    def __init__(self, events: Iterable[GeneratedEvent]) -> None:
+        self.long: set[str] = set()
+        self.short: dict[str, set[str]] = {}
+        for event in events:
+            for path, value in event.pii:
+                if len(value) >= MIN_PII_SUBSTRING:
+                    self.long.add(value)
+                elif value:
+                    self.short.setdefault(path, set()).add(value)
+        # Substring search by the first MIN_PII_SUBSTRING characters: one dict lookup per
+        # position of a cell instead of one scan of the cell per value (thousands of them).
+        self._text: dict[str, list[str]] = {}
+        self._bytes: dict[bytes, list[bytes]] = {}
+        for value in sorted(self.long):
+            self._text.setdefault(value[:MIN_PII_SUBSTRING], []).append(value)
+            raw = value.encode()
+            self._bytes.setdefault(raw[:MIN_PII_SUBSTRING], []).append(raw)
+
+    def __len__(self) -> int:
+        return len(self.long) + sum(len(v) for v in self.short.values())
+
+    def in_text(self, column: str, text: str) -> str | None:
+        """The PII value `text` (a cell of column path `column`) holds in clear, or None."""
+        if text in self.long or text in self.short.get(column, ()):
+            return text
+        return _search(text, self._text)
+
+    def in_bytes(self, data: bytes) -> str | None:
+        """The (long) PII value `data` holds in clear, or None."""
+        found = _search(data, self._bytes)
+        return found.decode() if found is not None else None
+
+
+def _search(haystack: Any, by_prefix: dict[Any, list[Any]]) -> Any:
+    size = MIN_PII_SUBSTRING
+    for i in range(len(haystack) - size + 1):
+        candidates = by_prefix.get(haystack[i : i + size])
+        if candidates:
+            for value in candidates:
+                if haystack.startswith(value, i):
+                    return value
     return None

@@ -19,7 +19,7 @@ from dataplatform.pipeline.generator import (
     UNKNOWN_EVENT_TYPE,
     EventGenerator,
     description_choices,
-    find_pii,
+    PiiIndex,
     pii_values,
 )
 from dataplatform.privacy.policies import parse_rfc3339
@@ -164,20 +164,29 @@ def test_every_event_ends_as_expected_in_the_real_collect_and_anonymize(
 def test_pii_values_are_the_fields_with_a_privacy_policy(catalog: Any, events: list[Any]) -> None:
     registered = next(e for e in events if e.kind == "valid" and e.event_type == "user_registered")
     payload = registered.event["payload"]
-    assert payload["user_id"] in registered.pii and payload["email"] in registered.pii
-    assert payload["country"] not in registered.pii
+    assert ("user_id", payload["user_id"]) in registered.pii and ("email", payload["email"]) in registered.pii
+    assert all(path != "country" for path, _ in registered.pii)
+    played = next(e for e in events if e.kind == "valid" and e.event_type == "track_played")
+    assert ("context.device.id", played.event["payload"]["context"]["device"]["id"]) in played.pii
     values = pii_values(events)
     assert payload["email"] in values
     searches = [e for e in events if e.kind == "valid" and e.event_type == "search_performed"]
     assert all(e.event["payload"]["query"] in values for e in searches)
 
 
-def test_find_pii_matches_long_values_inside_text_and_short_ones_whole() -> None:
-    values = {"alice@example.com", "4242"}
-    assert find_pii("to alice@example.com!", values) == "alice@example.com"
-    assert find_pii("4242", values) == "4242"
-    assert find_pii("order 14242", values) is None
-    assert find_pii("nothing here", values) is None
+def test_pii_index_finds_long_values_anywhere_and_short_ones_in_their_column(events: list[Any]) -> None:
+    event = next(e for e in events if e.kind == "valid" and e.event_type == "subscription_changed" and
+                 "card_last4" in e.event["payload"].get("payment", {}))
+    index = PiiIndex(events)
+    user_id = event.event["payload"]["user_id"]
+    last4 = event.event["payload"]["payment"]["card_last4"]
+    assert index.in_text("anything", f"to {user_id}!") == user_id
+    assert index.in_bytes(b"..." + user_id.encode() + b"...") == user_id
+    assert index.in_text("payment.card_last4", last4) == last4
+    assert index.in_text("message_id", last4) is None
+    assert index.in_text("payment.card_last4", f"x{last4}") is None
+    assert index.in_text("anything", "nothing personal") is None and index.in_bytes(b"\x00\x01") is None
+    assert len(index) >= len(pii_values(events)) - 1
 
 
 @pytest.mark.parametrize(
