@@ -8,6 +8,8 @@ for the life of the instance) and delegates to one use case.
 - `anonymize` CloudEvent (Pub/Sub push / trigger on `<event>-raw`) → clean topics and
   `failed-events` (`pipeline/anonymize_handler.py`); raises only to get a redelivery.
 - `forget`    HTTP: crypto-shred one user's keys (`pipeline/forget.py`).
+- `monitor`   HTTP (Cloud Scheduler, Data Transfer run notifications): freshness, quality
+  checks and waiting partitions (`pipeline/monitor.py`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import functions_framework
+import orjson
 
 from dataplatform.pipeline import anonymize_handler, collect as collect_use_case, forget as forget_use_case
+from dataplatform.pipeline import monitor as monitor_use_case
 from dataplatform.settings import runtime
 
 
@@ -33,3 +37,9 @@ def anonymize(cloud_event: Any) -> None:
 @functions_framework.http
 def forget(request: Any) -> tuple[bytes, int, dict[str, str]]:
     return forget_use_case.handle_http(request, runtime().forget_deps())
+
+
+@functions_framework.http
+def monitor(request: Any) -> tuple[bytes, int, dict[str, str]]:
+    status, body = monitor_use_case.handle_http(request, runtime().monitor_deps())
+    return orjson.dumps(body, default=str), status, {"Content-Type": "application/json"}

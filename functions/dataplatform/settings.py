@@ -17,6 +17,8 @@ Environment variables (all optional locally):
 | DATAPLATFORM_CONFIG_BUCKET | GCS bucket with the platform key material | `<project>-config` |
 | DATAPLATFORM_COLLECT_API_KEYS | comma-separated client keys `collect` accepts | none (collect then refuses to start) |
 | DATAPLATFORM_KEYSTORE | key store kind: `firestore` | `firestore` |
+| DATAPLATFORM_WAREHOUSE | `bigquery` or `duckdb:<path>` (monitor, reveal, endpoint runs) | `duckdb:<state dir>/warehouse.duckdb` |
+| DATAPLATFORM_BIGQUERY_LOCATION | BigQuery / Data Transfer location (with `bigquery`) | `US` |
 | PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST, STORAGE_EMULATOR_HOST | the emulators; the client libraries read them | unset (real GCP) |
 
 With `STORAGE_EMULATOR_HOST` set the config bucket is created on first use (in GCP it is
@@ -42,6 +44,8 @@ if TYPE_CHECKING:  # imports of what the runtime builds stay lazy
     from dataplatform.pipeline.anonymize_handler import AnonymizeDeps
     from dataplatform.pipeline.collect import CollectDeps
     from dataplatform.pipeline.forget import ForgetDeps
+    from dataplatform.pipeline.monitor import MonitorDeps
+    from dataplatform.adapters.warehouse_base import ManagedWarehouse
     from dataplatform.ports import BlobStore, Clock, KeyStore, Kms, Publisher
     from dataplatform.privacy.anonymizer import Anonymizer
     from dataplatform.privacy.key_service import KeyService
@@ -56,6 +60,9 @@ ENV_KMS = "DATAPLATFORM_KMS"
 ENV_CONFIG_BUCKET = "DATAPLATFORM_CONFIG_BUCKET"
 ENV_COLLECT_API_KEYS = "DATAPLATFORM_COLLECT_API_KEYS"
 ENV_KEYSTORE = "DATAPLATFORM_KEYSTORE"
+ENV_WAREHOUSE = "DATAPLATFORM_WAREHOUSE"
+ENV_BIGQUERY_LOCATION = "DATAPLATFORM_BIGQUERY_LOCATION"
+DUCKDB_PREFIX = "duckdb:"
 STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 
 DEFAULT_PROJECT = "dataplatform-local"
@@ -81,6 +88,9 @@ class Settings:
     config_bucket: str
     collect_api_keys: tuple[str, ...]
     keystore: str = "firestore"
+    warehouse: str = ""
+    """`bigquery` or `duckdb:<absolute path>`."""
+    bigquery_location: str = "US"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -108,6 +118,11 @@ class Settings:
                 f"use one of: {', '.join(KEYSTORES)}"
             )
         keys = tuple(k.strip() for k in env.get(ENV_COLLECT_API_KEYS, "").split(",") if k.strip())
+        warehouse = env.get(ENV_WAREHOUSE, "").strip() or f"{DUCKDB_PREFIX}{state_dir / 'warehouse.duckdb'}"
+        if warehouse.startswith(DUCKDB_PREFIX) and warehouse != DUCKDB_PREFIX:
+            warehouse = f"{DUCKDB_PREFIX}{_absolute(warehouse[len(DUCKDB_PREFIX):], cwd)}"
+        elif warehouse != "bigquery":
+            raise SettingsError(f"{ENV_WAREHOUSE} must be bigquery or duckdb:<database file>, not {warehouse!r}")
         return cls(
             project=project,
             definitions=definitions,
@@ -116,6 +131,8 @@ class Settings:
             config_bucket=env.get(ENV_CONFIG_BUCKET, "").strip() or f"{project}-config",
             collect_api_keys=keys,
             keystore=keystore,
+            warehouse=warehouse,
+            bigquery_location=env.get(ENV_BIGQUERY_LOCATION, "").strip() or "US",
         )
 
     def describe(self) -> dict[str, Any]:
@@ -128,6 +145,7 @@ class Settings:
             "config_bucket": self.config_bucket,
             "collect_api_keys": len(self.collect_api_keys),
             "keystore": self.keystore,
+            "warehouse": self.warehouse,
         }
 
 
@@ -227,6 +245,21 @@ class Runtime:
 
         return self._once("publisher", build)
 
+    @property
+    def warehouse(self) -> ManagedWarehouse:
+        """BigQuery in GCP; the local DuckDB file otherwise (only one process may open it)."""
+
+        def build() -> ManagedWarehouse:
+            if self.settings.warehouse == "bigquery":
+                from dataplatform.adapters.bigquery_warehouse import BigQueryWarehouse
+
+                return BigQueryWarehouse(self.settings.project, location=self.settings.bigquery_location)
+            from dataplatform.adapters.duckdb_warehouse import DuckDBWarehouse
+
+            return DuckDBWarehouse(self.settings.warehouse[len(DUCKDB_PREFIX):])
+
+        return self._once("warehouse", build)
+
     # ------------------------------------------------------------------ platform pieces
 
     @property
@@ -306,6 +339,21 @@ class Runtime:
             return ForgetDeps(self.key_service)
 
         return self._once("forget_deps", build)
+
+    def monitor_deps(self) -> MonitorDeps:
+        """Freshness and quality over the warehouse; in GCP also the Data Transfer runs."""
+
+        def build() -> MonitorDeps:
+            from dataplatform.pipeline.monitor import MonitorDeps
+
+            transfers = None
+            if self.settings.warehouse == "bigquery":
+                from dataplatform.adapters.bigquery_transfers import BigQueryTransferRuns
+
+                transfers = BigQueryTransferRuns(self.settings.project, self.settings.bigquery_location)
+            return MonitorDeps(self.catalog, self.warehouse, self.clock, transfers)
+
+        return self._once("monitor_deps", build)
 
 
 _RUNTIME: Runtime | None = None

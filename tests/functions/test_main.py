@@ -25,9 +25,11 @@ from dataplatform.definitions.models import EventSchema
 from dataplatform.pipeline.anonymize_handler import AnonymizeDeps
 from dataplatform.pipeline.collect import CollectDeps
 from dataplatform.pipeline.forget import ForgetDeps
+from dataplatform.pipeline.monitor import MonitorDeps
 from dataplatform.privacy.key_service import KeyService
 from dataplatform.privacy.keys import PlatformKeys
-from tests.fakes import FixedClock, MemoryKeyStore
+from tests.fakes import FixedClock, ManualClock, MemoryKeyStore
+from tests.fixtures.endpoints.seed import LATE_ENOUGH, new_warehouse
 from tests.functions.recording import API_KEY, RecordingPublisher, anonymize_deps, collect_deps, platform, push_body
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -40,6 +42,11 @@ class StubRuntime:
     collect: CollectDeps
     anonymize: AnonymizeDeps
     forget: ForgetDeps
+    monitor: MonitorDeps | None = None
+
+    def monitor_deps(self) -> MonitorDeps:
+        assert self.monitor is not None
+        return self.monitor
 
     def collect_deps(self) -> CollectDeps:
         return self.collect
@@ -221,3 +228,20 @@ def test_forget_refusals(runtime: StubRuntime, method: str, kwargs: dict, status
     response = getattr(client("forget"), method)("/", **kwargs)
     assert response.status_code == status
     assert "error" in response.get_json()
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def test_monitor_records_freshness_and_answers_json(runtime: StubRuntime, catalog: Any) -> None:
+    warehouse = new_warehouse(catalog)
+    runtime.monitor = MonitorDeps(catalog, warehouse, ManualClock(LATE_ENOUGH))
+    response = client("monitor").post("/", json={})
+    assert response.status_code == 200, response.data
+    body = response.get_json()
+    tables = {f["table"] for f in body["freshness"]}
+    assert {s.table_ref for s in catalog.schemas} <= tables
+    assert {e.table_ref for e in catalog.endpoints} <= tables
+    # nothing was ever loaded or run: every table is late, and monitor recorded it
+    assert all(f["breached"] for f in body["freshness"])
+    assert warehouse.row_count("platform.freshness") == len(tables)
