@@ -31,6 +31,8 @@ def test_defaults(repo: Path) -> None:
         config_bucket="dataplatform-local-config",
         collect_api_keys=(),
         keystore="firestore",
+        warehouse=f"duckdb:{repo / '.dataplatform' / 'warehouse.duckdb'}",
+        bigquery_location="US",
     )
 
 
@@ -45,8 +47,11 @@ def test_every_variable(repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "DATAPLATFORM_CONFIG_BUCKET": "acme-platform-config",
         "DATAPLATFORM_COLLECT_API_KEYS": " key-a, key-b ,,",
         "DATAPLATFORM_KEYSTORE": "firestore",
+        "DATAPLATFORM_WAREHOUSE": "bigquery",
+        "DATAPLATFORM_BIGQUERY_LOCATION": "EU",
     }
     s = Settings.from_env(env, cwd=repo)
+    assert (s.warehouse, s.bigquery_location) == ("bigquery", "EU")
     assert s.project == "acme-prod"
     assert s.definitions == other
     assert s.state_dir == repo / "state"
@@ -55,6 +60,12 @@ def test_every_variable(repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
     assert s.collect_api_keys == ("key-a", "key-b")
     assert s.describe()["collect_api_keys"] == 2
     assert "key-a" not in repr(s.describe())
+
+
+def test_duckdb_warehouse_path_is_made_absolute_and_bad_values_are_named(repo: Path) -> None:
+    assert Settings.from_env({"DATAPLATFORM_WAREHOUSE": "duckdb:w.duckdb"}, cwd=repo).warehouse == f"duckdb:{repo / 'w.duckdb'}"
+    with pytest.raises(SettingsError, match="DATAPLATFORM_WAREHOUSE must be bigquery or duckdb"):
+        Settings.from_env({"DATAPLATFORM_WAREHOUSE": "bigqeury"}, cwd=repo)
 
 
 def test_local_kms_path_is_made_absolute(repo: Path) -> None:
