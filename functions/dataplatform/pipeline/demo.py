@@ -65,7 +65,7 @@ MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 4_500_000
 """Below collect's 5 MB body limit, with room for the JSON around the events."""
 SEND_ATTEMPTS = 6
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 FAILED_TABLE = "platform.failed_events"
 
 T = TypeVar("T")
