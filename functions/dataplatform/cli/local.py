@@ -374,3 +374,7 @@ def print_demo(data: Mapping[str, Any]) -> None:
             if column != "event_type":
                 sample.add_row(column, _cell(value))
         console.print(sample)
+    console.print(
+        "The local stack keeps running: try `dataplatform query \"SELECT COUNT(*) AS plays FROM "
+        "events.track_played_v1_dedup\"` or `dataplatform local status`; stop it with `dataplatform local down`."
+    )
