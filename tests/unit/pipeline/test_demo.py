@@ -178,7 +178,7 @@ def test_events_without_an_id_are_counted_from_collects_answer(
     report = send(events, CollectClient(service.url, API_KEY))
     missing = {e.seq for e in events if e.kind == "missing_event_id"}
     assert set(report.rejected_without_id) == missing and missing
-    accounting, _ = Accountant(catalog.schemas, events, report, scope_of("noid", now), JsonQuerier(warehouse)).exact()
+    accounting = Accountant(catalog.schemas, events, report, scope_of("noid", now), JsonQuerier(warehouse)).exact()
     assert accounting.balanced
     null_rows = warehouse.query("SELECT COUNT(*) AS n FROM platform.failed_events WHERE event_id IS NULL")[0]["n"]
     assert null_rows == report.null_id_posts
@@ -190,7 +190,7 @@ def test_rows_of_other_runs_are_not_counted(catalog: Any, service: LoadingServic
     send(other, client)
     mine = EventGenerator(catalog.schemas, run_id="mine", now=now).generate(300)
     report = send(mine, client)
-    accounting, _ = Accountant(catalog.schemas, mine, report, scope_of("mine", now), JsonQuerier(warehouse)).exact()
+    accounting = Accountant(catalog.schemas, mine, report, scope_of("mine", now), JsonQuerier(warehouse)).exact()
     assert accounting.balanced
     assert sum(t.sent for t in accounting.types.values()) == len({e.seq for e in mine})
 
@@ -215,7 +215,7 @@ def test_an_id_both_loaded_and_failed_counts_as_loaded(
     accountant = Accountant(catalog.schemas, events, report, scope_of("ovl", now), JsonQuerier(warehouse))
     quick = accountant.quick()[loaded.event_type]
     assert quick.loaded + quick.failed == quick.sent + 1
-    accounting, _ = accountant.exact()
+    accounting = accountant.exact()
     account = accounting.types[loaded.event_type]
     assert accounting.balanced and account.overlap == 1 and account.failed == 0
 
