@@ -204,14 +204,10 @@ class Anonymizer:
                 if crypto is None:
                     crypto = erased
             nulled_before = erased.nulled
-            head = {
-                "event_id": event["event_id"],
-                "event_time": event_time,
-                "received_at": received_at,
-                "schema_version": event["schema_version"],
-            }
             try:
-                row = compiled.plan.apply(event["payload"], crypto, head)
+                row = compiled.plan.row(
+                    event["payload"], crypto, event["event_id"], event_time, received_at, event["schema_version"]
+                )
             except FieldRejected as exc:
                 erased.nulled = nulled_before  # the event fails: none of its values were written
                 self._fail(batch, event, received_at, "schema_violation", str(exc), event_time)

@@ -53,6 +53,9 @@ from dataplatform.errors import PlatformError
 
 UTC = timezone.utc
 
+HEAD_COLUMNS = ("event_id", "event_time", "received_at", "schema_version")
+"""The platform's columns before the payload columns (`compile.bigquery_schema.HEAD_COLUMNS`)."""
+
 ERASED_PSEUDONYM = "erased"
 """`user_pseudonym` of rows whose user was erased before the event was anonymized."""
 
@@ -254,21 +257,29 @@ class _Generator:
         self.namespace[name] = value
         return name
 
-    def record(self, fields: tuple[FieldDef, ...], prefix: str, *, top: bool) -> str | None:
-        """Emit the function for one RECORD level; its name, or None if no column is left."""
+    def record(self, fields: tuple[FieldDef, ...], prefix: str) -> str | None:
+        """Emit the function of a nested RECORD; its name, or None if no column is left."""
+        items = self.items(fields, prefix)
+        if not items:
+            return None
+        name = f"record_{len(self.functions)}"
+        self.functions.append(_function(name, "p, crypto", items))
+        return name
+
+    def top(self, fields: tuple[FieldDef, ...]) -> None:
+        """Emit `row` (the whole clean row, head columns from arguments) and `apply`."""
+        items = self.items(fields, "")
+        head = [f"{column!r}: {column}" for column in HEAD_COLUMNS]
+        self.functions.append(_function("row", f"p, crypto, {', '.join(HEAD_COLUMNS)}", head + items))
+        self.functions.append(_function("apply", "p, crypto, head", ["**head"] + items))
+
+    def items(self, fields: tuple[FieldDef, ...], prefix: str) -> list[str]:
         items = []
         for field in fields:
             item = self.item(field, f"{prefix}{field.name}")
             if item is not None:
                 items.append(item)
-        if not items:
-            return None
-        name = "apply" if top else f"record_{len(self.functions)}"
-        head = "**head," if top else ""
-        body = ",\n        ".join(items)
-        signature = "(p, crypto, head)" if top else "(p, crypto)"
-        self.functions.append(f"def {name}{signature}:\n    get = p.get\n    return {{{head}\n        {body},\n    }}\n")
-        return name
+        return items
 
     def item(self, field: FieldDef, path: str) -> str | None:
         """`'column': expression` for one field, or None when the field has no column."""
@@ -277,7 +288,7 @@ class _Generator:
         column = PSEUDONYM_COLUMN if field.privacy == "user_id" else field.name
         key = repr(field.name)
         if field.type == "RECORD":
-            function = self.record(field.fields, f"{path}.", top=False)
+            function = self.record(field.fields, f"{path}.")
             if function is None:  # every field dropped: no column (as in event_table)
                 return None
             element = f"{function}(x, crypto)"
@@ -323,8 +334,9 @@ class _Generator:
         return var
 
 
-def _empty(p: Mapping[str, Any], crypto: Any, head: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(head)
+def _function(name: str, arguments: str, items: list[str]) -> str:
+    body = "".join(f"        {item},\n" for item in items)
+    return f"def {name}({arguments}):\n    get = p.get\n    return {{\n{body}    }}\n"
 
 
 @dataclass(frozen=True)
@@ -335,7 +347,8 @@ class Plan:
     subject: tuple[str, ...] | None
     """Payload keys leading to the `user_id` field (None: the schema has no data subject)."""
     source: str
-    """The generated Python source of `apply` (for reading and debugging)."""
+    """The generated Python source of `row` and `apply` (for reading and debugging)."""
+    _row: Callable[..., dict[str, Any]] = field(repr=False)
     _apply: Callable[[Mapping[str, Any], Any, Mapping[str, Any]], dict[str, Any]] = field(repr=False)
 
     @property
@@ -351,27 +364,48 @@ class Plan:
             value = value.get(key) if isinstance(value, Mapping) else None
         return value if isinstance(value, str) else None
 
-    def apply(self, payload: Mapping[str, Any], crypto: Any, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The clean row of a validated payload: `head`'s items, then the payload columns.
+    def row(
+        self,
+        payload: Mapping[str, Any],
+        crypto: Any,
+        event_id: str,
+        event_time: datetime,
+        received_at: datetime,
+        schema_version: int,
+    ) -> dict[str, Any]:
+        """The clean row of a validated payload: the head columns, then the payload columns.
 
         `crypto` is the subject's `UserCrypto`, an `ErasedCrypto`, or None for a schema
         without a subject. Raises FieldRejected (with the JSON path of the first bad value)
-        when a policy cannot apply to a value.
+        when a policy cannot apply to a value. The anonymizer's per-event call.
         """
+        try:
+            return self._row(payload, crypto, event_id, event_time, received_at, schema_version)
+        except FieldRejected:
+            raise self._located(payload) from None
+
+    def apply(self, payload: Mapping[str, Any], crypto: Any, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """`head`'s items, then the payload columns (as `row`, with any head columns)."""
         try:
             return self._apply(payload, crypto, head or {})
         except FieldRejected:
-            # The slow path: the generated code does not track paths; find the value again.
-            rejected = _locate_rejection(self.schema.fields, payload, "")
-            if rejected is None:
-                raise
-            raise rejected from None
+            raise self._located(payload) from None
+
+    def _located(self, payload: Mapping[str, Any]) -> FieldRejected:
+        # The slow path: the generated code does not track paths; find the value again.
+        rejected = _locate_rejection(self.schema.fields, payload, "")
+        if rejected is None:
+            raise PlatformError(
+                f"a privacy policy of {self.schema.key} rejected a value that it accepts on "
+                "a second look; this is a bug in privacy/policies.py"
+            )
+        return rejected
 
 
 def compile_plan(schema: EventSchema, platform: Keyed) -> Plan:
     """Compile `schema`'s privacy policies once; `platform` supplies the keyed hash."""
     generator = _Generator(platform)
-    top = generator.record(schema.fields, "", top=True)
+    generator.top(schema.fields)
     source = "\n".join(generator.functions)
     namespace = dict(generator.namespace)
     exec(compile(source, f"<privacy plan {schema.key}>", "exec"), namespace)  # noqa: S102 - generated from the schema
@@ -380,7 +414,8 @@ def compile_plan(schema: EventSchema, platform: Keyed) -> Plan:
         schema=schema,
         subject=tuple(subject.split(".")) if subject else None,
         source=source,
-        _apply=namespace["apply"] if top else _empty,
+        _row=namespace["row"],
+        _apply=namespace["apply"],
     )
 
 

@@ -396,3 +396,25 @@ def test_row_keeps_the_head_columns_given(plan: Plan, alice: UserCrypto) -> None
     head = {"event_id": "e-1", "event_time": datetime.now(UTC), "received_at": datetime.now(UTC) + timedelta(seconds=1), "schema_version": 1}
     row = plan.apply(full_payload(), alice, dict(head))
     assert list(row)[:4] == list(HEAD) and all(row[k] == head[k] for k in HEAD)
+
+
+def test_row_is_apply_with_the_head_columns(plan: Plan, alice: UserCrypto) -> None:
+    from dataplatform.compile.bigquery_schema import HEAD_COLUMNS
+    from dataplatform.privacy.policies import HEAD_COLUMNS as PLAN_HEAD
+
+    assert PLAN_HEAD == tuple(f.name for f in HEAD_COLUMNS) == HEAD
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    row = plan.row(full_payload(), alice, "e-1", when, when, 1)
+    same = plan.apply(full_payload(), alice, {"event_id": "e-1", "event_time": when, "received_at": when, "schema_version": 1})
+    assert list(row) == list(same)
+    assert {k: v for k, v in row.items() if k not in ("email", "phones", "context", "results", "birth_date")} == {
+        k: v for k, v in same.items() if k not in ("email", "phones", "context", "results", "birth_date")
+    }  # AES-GCM is randomised: those differ in ciphertext only
+
+
+def test_row_reports_the_path_of_a_rejected_value(plan: Plan, alice: UserCrypto) -> None:
+    payload = full_payload()
+    payload["results"][0]["client_ip"] = "300.1.1.1"
+    with pytest.raises(FieldRejected) as info:
+        plan.row(payload, alice, "e-1", datetime.now(UTC), datetime.now(UTC), 1)
+    assert info.value.path == "$.results[0].client_ip"
