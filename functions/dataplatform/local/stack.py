@@ -195,13 +195,28 @@ class Stack:
         env: Mapping[str, str] | None = None,
         start_timeout: float = 90.0,
     ) -> None:
-        from dataplatform.settings import Settings
+        from dataplatform import settings as platform_settings
 
         self._base_env = dict(os.environ if env is None else env)
-        settings = Settings.from_env(self._base_env)
-        self.state_dir = Path(state_dir).absolute() if state_dir is not None else settings.state_dir
-        self.definitions = Path(definitions).absolute() if definitions is not None else settings.definitions
-        self.project = project or settings.project
+        lookup = dict(self._base_env)
+        if definitions is not None:
+            lookup[platform_settings.ENV_DEFINITIONS] = str(definitions)
+        self._definitions_error: PlatformError | None = None
+        try:
+            settings = platform_settings.Settings.from_env(lookup)
+        except platform_settings.SettingsError as exc:
+            # `down`, `status` and `query` need no definitions; `up` reports the error.
+            self._definitions_error = exc
+            state = lookup.get(platform_settings.ENV_STATE_DIR, "").strip() or platform_settings.DEFAULT_STATE_DIR
+            self.state_dir = Path(state).absolute()
+            self.definitions = Path(definitions or ".").absolute()
+            self.project = project or lookup.get(platform_settings.ENV_PROJECT, "").strip() or platform_settings.DEFAULT_PROJECT
+        else:
+            self.state_dir = settings.state_dir
+            self.definitions = settings.definitions
+            self.project = project or settings.project
+        if state_dir is not None:
+            self.state_dir = Path(state_dir).absolute()
         self.start_timeout = start_timeout
 
     @property
@@ -272,6 +287,8 @@ class Stack:
             return UpResult(state, started=True, replaced_stale=stale)
 
     def _start(self, progress: Progress) -> StackState:
+        if self._definitions_error is not None:
+            raise self._definitions_error
         check_components()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = StackState(

@@ -266,3 +266,14 @@ def test_a_server_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
     with pytest.raises(ServerStartError, match="forget was not ready within 0s"):
         wait_ready(record, process, lambda: False, timeout=0.3)
     assert not record.alive()
+
+
+def test_without_definitions_only_up_complains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATAPLATFORM_DEFINITIONS", raising=False)
+    monkeypatch.setenv("DATAPLATFORM_STATE_DIR", str(tmp_path / "state"))
+    stack = Stack()
+    assert stack.state_dir == tmp_path / "state"
+    assert stack.status()["up"] is False and stack.down() == []
+    with pytest.raises(PlatformError, match="no definitions found"):
+        stack.up()
