@@ -78,3 +78,30 @@ def test_demo_json_accounts_for_every_event(env: Stack) -> None:
     assert data["balanced"] is True and data["stack_started"] is False
     assert data["totals"]["posted"] == 600 and data["totals"]["unexpected"] == 0
     assert data["events_per_second"] > 0 and data["sample"]
+
+
+def test_reveal_then_forget_on_the_running_stack(env: Stack) -> None:
+    """The access request decrypts a user's own events; after `forget` nothing can be revealed."""
+    tag = f"dsar-{uuid.uuid4().hex[:8]}"
+    user = f"user-{tag}"
+    when = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "event_id": f"{tag}-1", "event_type": "search_performed", "schema_version": 1, "event_time": when,
+        "payload": {"user_id": user, "search_id": "s-1", "query": f"private words {tag}", "query_length": 12,
+                    "context": {"device": {"id": "dev-1"}}},
+    }
+    assert json.loads(invoke("send", "-", "--json", stdin=json.dumps(event) + "\n").stdout)["accepted"] == 1
+    deadline = time.monotonic() + 60
+    revealed: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        revealed = json.loads(invoke("reveal", "-", "--json", stdin=user + "\n").stdout)
+        if revealed["events"]:
+            break
+        time.sleep(0.3)
+    assert revealed["status"] == "found" and revealed["events"] == 1
+    [row] = revealed["tables"]["search_performed_v1"]
+    assert row["query"] == f"private words {tag}" and row["event_id"] == f"{tag}-1"
+
+    assert json.loads(invoke("forget", "-", "--json", stdin=user + "\n").stdout)["erased"] is True
+    after = json.loads(invoke("reveal", "-", "--json", stdin=user + "\n").stdout)
+    assert after["status"] == "erased" and after["events"] == 0

@@ -13,6 +13,8 @@ Hashed and truncated values cannot be reversed and are returned as stored.
 
 from __future__ import annotations
 
+import base64
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -74,7 +76,8 @@ def reveal(
         if path is None:
             continue
         oldest = clock.now() - timedelta(days=schema.retention_days)
-        rows = warehouse.query(_user_rows_sql(schema, path), {"pseudonym": crypto.pseudonym, "oldest": oldest})
+        params = {"pseudonym": crypto.pseudonym, "oldest": oldest.isoformat()}
+        rows = warehouse.query(_user_rows_sql(schema, path), params)
         decrypted = tuple(_decrypt_row(row, schema.fields, crypto, "") for row in rows)
         tables.append(RevealedTable(schema.key, decrypted))
     return RevealResult("found", record_id, crypto.pseudonym, tuple(tables))
@@ -88,7 +91,12 @@ def _user_rows_sql(schema: EventSchema, user_path: str) -> str:
         exp.select("*")
         .from_(exp.table_(schema.dedup_view, db="events"))
         .where(exp.EQ(this=column, expression=exp.Parameter(this=exp.var("pseudonym"))))
-        .where(exp.GTE(this=exp.column("event_time"), expression=exp.Parameter(this=exp.var("oldest"))))
+        .where(
+            exp.GTE(
+                this=exp.column("event_time"),
+                expression=exp.Anonymous(this="TIMESTAMP", expressions=[exp.Parameter(this=exp.var("oldest"))]),
+            )
+        )
         .order_by("event_time", "event_id")
         .sql(dialect="bigquery")
     )
@@ -113,9 +121,11 @@ def _decrypt_row(row: Mapping[str, Any], fields: Iterable[FieldDef], crypto: Use
 
 
 def _decryptor(f: FieldDef, crypto: UserCrypto):
-    def decrypt(ciphertext: bytes | None, path: str) -> str | None:
+    def decrypt(ciphertext: bytes | str | None, path: str) -> str | None:
         if ciphertext is None:
             return None
+        if isinstance(ciphertext, str):  # JSON transports (BigQuery's REST API, the local runtime) carry BYTES as base64
+            ciphertext = base64.b64decode(ciphertext)
         try:
             if f.privacy == "encrypt":
                 plain = crypto.aead.decrypt(bytes(ciphertext), path.encode())

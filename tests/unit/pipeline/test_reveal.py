@@ -110,3 +110,17 @@ def test_nested_subject_and_encrypted_field_inside_a_record(world):
     rows = dict((t.event_key, t.rows) for t in world.run("alice").tables)["account_nested_v2"]
     assert [r["event_id"] for r in rows] == ["n-alice"]
     assert rows[0]["account"]["email"] == "alice+nested@example.com"
+
+
+def test_reveal_through_a_json_transport_decodes_base64_bytes(world):
+    """The local runtime's HTTP API (like BigQuery's REST API) carries BYTES as base64 text."""
+    from dataplatform.local.runtime import dumps
+
+    class JsonWarehouse:
+        def query(self, sql, params=None):
+            return orjson.loads(dumps(world.warehouse.query(sql, params)))
+
+    result = reveal("alice", catalog=world.catalog, keys=world.keys, platform=world.platform,
+                    warehouse=JsonWarehouse(), clock=world.clock)
+    rows = dict((t.event_key, t.rows) for t in result.tables)["profile_probe_v1"]
+    assert {r["email"] for r in rows} == {"alice@example.com"}
