@@ -18,10 +18,11 @@ things keep a plan of thousands of event types fast and linear, none of them cha
 result:
 - large catalogs are planned in one process per CPU (`shards`: an endpoint plans with
   the tables it reads; every process declares the platform, one copy is kept);
-- the SDK's source-position stack walk (`_get_stack_trace`, engine diagnostics only) is
-  skipped while the program runs;
+- work only a real engine would use is skipped while the program runs: the SDK's
+  source-position stack walk (`_get_stack_trace`) and its per-resource "mock URN" chain
+  (`create_urn`, computed directly instead; see `_engine_only_work_skipped`);
 - Python's cyclic garbage collector is paused for the run: full collections rescan every
-  live resource object, which made large plans quadratic. Both are restored afterwards.
+  live resource object, which made large plans quadratic. Everything is restored afterwards.
 """
 
 from __future__ import annotations
@@ -315,7 +316,7 @@ def _run_program(
         deployment = compose(catalog, StackConfig.from_pulumi(), archive, include=include)
         return pulumi.Output.from_input(deployment.exports).apply(exports.update)
 
-    with _no_stack_traces():
+    with _engine_only_work_skipped():
         pulumi.runtime.test(program)()
     registrations = monitor.registrations
     resources = [
@@ -397,15 +398,38 @@ def _tree_order(resource: PlannedResource) -> tuple:
 
 
 @contextlib.contextmanager
-def _no_stack_traces() -> Iterator[None]:
-    """Skip the SDK's source-position stack walk (engine diagnostics only) while the program runs."""
-    original = pulumi_resource._get_stack_trace
+def _engine_only_work_skipped() -> Iterator[None]:
+    """Skip SDK work whose result only the real engine (or no engine) would use.
+
+    - `_get_stack_trace`: source positions for the engine's diagnostics, one stack walk per
+      resource; the mock engine ignores them.
+    - `create_urn` as called while registering: the SDK computes a "mock URN" for every
+      resource through five chained Outputs, used only when no engine is attached. Here an
+      engine (the mock monitor) always is, so the same URN is computed directly (same value:
+      `fast_create_urn`), and anything else falls back to the SDK's function.
+    """
+    stack_trace, urn = pulumi_resource._get_stack_trace, pulumi_resource.create_urn
     empty = source_pb2.StackTrace()
     pulumi_resource._get_stack_trace = lambda: empty
+    pulumi_resource.create_urn = fast_create_urn
     try:
         yield
     finally:
-        pulumi_resource._get_stack_trace = original
+        pulumi_resource._get_stack_trace, pulumi_resource.create_urn = stack_trace, urn
+
+
+_SDK_CREATE_URN = pulumi_resource.create_urn
+
+
+def fast_create_urn(name: Any, type_: Any, parent: Any = None, project: str | None = None, stack: str | None = None) -> pulumi.Output:
+    """`pulumi.runtime.resource.create_urn` without the Output chain when every part is a string."""
+    if not (isinstance(name, str) and isinstance(type_, str) and (parent is None or isinstance(parent, str))):
+        return _SDK_CREATE_URN(name, type_, parent, project, stack)
+    if parent:
+        prefix = parent[: parent.rfind("::")] + "$"
+    else:
+        prefix = f"urn:pulumi:{stack or pulumi.get_stack()}::{project or pulumi.get_project()}::"
+    return pulumi.Output.from_input(f"{prefix}{type_}::{name}")
 
 
 @contextlib.contextmanager

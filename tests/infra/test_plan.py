@@ -196,3 +196,20 @@ def test_an_error_in_a_worker_process_reaches_the_caller(scratch_repo):
     for workers in (1, 3):
         with pytest.raises(PlatformError, match=r"workflows/search_success_rate.yaml: schedule '15 4,16 \* \* \*'"):
             run_plan(root, "dev", workers=workers)
+
+
+@pulumi.runtime.test
+def test_fast_create_urn_computes_the_sdks_urn(stack):
+    from pulumi.runtime.resource import create_urn
+
+    parent = "urn:pulumi:dev::dataplatform::dataplatform:infra:EventPipeline::track_played_v1"
+    cases = [("t-raw", "gcp:pubsub/topic:Topic", parent), ("platform", "dataplatform:infra:Platform", None)]
+    expected = pulumi.Output.all(*[create_urn(*case) for case in cases])
+    fast = pulumi.Output.all(*[planner.fast_create_urn(*case) for case in cases])
+
+    def check(pair):
+        sdk, ours = pair
+        assert ours == sdk
+        assert ours[0] == "urn:pulumi:dev::dataplatform::dataplatform:infra:EventPipeline$gcp:pubsub/topic:Topic::t-raw"
+
+    return pulumi.Output.all(expected, fast).apply(check)
