@@ -169,3 +169,37 @@ def test_invalid_names_and_settings_are_refused_before_any_call(admin: PubSubAdm
 def test_subscription_on_a_missing_topic_says_to_create_it(admin: PubSubAdmin) -> None:
     with pytest.raises(PlatformError, match="not found"):
         admin.ensure_pull_subscription(unique("orphan"), unique("no-topic"))
+
+
+def test_a_pull_response_over_grpcs_default_4_mb_limit_arrives(admin: PubSubAdmin, publisher: PubSubPublisher) -> None:
+    """The subscriber's channel must accept big responses: 12 × 1 MB in one pull ≈ 12 MB."""
+    topic, sub = unique("big"), unique("big-sink")
+    admin.ensure_topic(topic)
+    admin.ensure_pull_subscription(sub, topic)
+    messages = [Message(bytes([i]) * 1_000_000, {"n": str(i)}) for i in range(12)]
+
+    ids = publisher.publish(topic, messages)
+
+    got = pull_all(admin, sub, 12, deadline_s=60)
+    assert sorted(m.message_id for m in got) == sorted(ids)
+    assert {m.attributes["n"]: m.data for m in got} == {str(i): bytes([i]) * 1_000_000 for i in range(12)}
+
+
+def test_pulled_messages_carry_utc_publish_times_and_plain_values(
+    admin: PubSubAdmin, publisher: PubSubPublisher
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    topic, sub = unique("plain"), unique("plain-sink")
+    admin.ensure_topic(topic)
+    admin.ensure_pull_subscription(sub, topic)
+    before = datetime.now(timezone.utc)
+    publisher.publish(topic, [Message(b"v", {"k": "v"})])
+
+    (received,) = pull_all(admin, sub, 1)
+
+    assert type(received.data) is bytes and received.attributes == {"k": "v"}
+    assert type(received.attributes) is dict and type(received.ack_id) is str
+    assert received.publish_time is not None and received.publish_time.utcoffset() == timedelta(0)
+    assert before - timedelta(minutes=1) < received.publish_time < datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert received.delivery_attempt == 0  # no dead-letter policy on this subscription

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from dataplatform.errors import PlatformError, TransientError
@@ -225,7 +225,8 @@ class ReceivedMessage:
     message_id: str
     data: bytes
     attributes: Mapping[str, str]
-    publish_time: datetime
+    publish_time: datetime | None
+    """When Pub/Sub accepted it (UTC); None only if the server left it unset."""
     delivery_attempt: int
     """1 on first delivery; 0 when the subscription has no dead-letter policy (API rule)."""
 
@@ -295,9 +296,7 @@ class PubSubAdmin:
         if self._subscriber is None:
             with self._lock:
                 if self._subscriber is None:
-                    from google.cloud import pubsub_v1
-
-                    self._subscriber = pubsub_v1.SubscriberClient()
+                    self._subscriber = _subscriber_client()
         return self._subscriber
 
     @property
@@ -477,20 +476,9 @@ class PubSubAdmin:
                 )
             except gexc.DeadlineExceeded:
                 return []
-        out = []
-        for received in response.received_messages:
-            message = received.message
-            out.append(
-                ReceivedMessage(
-                    ack_id=received.ack_id,
-                    message_id=message.message_id,
-                    data=bytes(message.data),
-                    attributes=dict(message.attributes),
-                    publish_time=message.publish_time,
-                    delivery_attempt=received.delivery_attempt,
-                )
-            )
-        return out
+        # The raw protobuf, not the proto-plus wrappers: wrapping every field access costs
+        # ~34 µs a message against ~5 µs (measured), a third of a sink's CPU at volume.
+        return [_received(raw) for raw in response._pb.received_messages]
 
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
         """Acknowledge (in chunks of `ACK_CHUNK`): the messages are done and will not come back."""
@@ -512,6 +500,51 @@ class PubSubAdmin:
                     request={"subscription": path, "ack_ids": chunk, "ack_deadline_seconds": 0},
                     timeout=self._timeout,
                 )
+
+
+def _subscriber_client() -> Any:
+    """A `SubscriberClient` whose channel accepts pull responses of any size.
+
+    Against Pub/Sub the library's channel has no message size limit, but against the
+    emulator it opens a bare `grpc.insecure_channel`, whose 4 MB receive limit refuses a
+    pull of a few big messages (RESOURCE_EXHAUSTED, forever: they come back every pull).
+    So with `PUBSUB_EMULATOR_HOST` the channel is built here with the library's own limits.
+    """
+    from google.cloud import pubsub_v1
+
+    host = os.environ.get(EMULATOR_ENV)
+    if not host:
+        return pubsub_v1.SubscriberClient()
+    import grpc
+    from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+    channel = grpc.insecure_channel(host, options=_UNLIMITED_MESSAGES)
+    return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(host=host, channel=channel))
+
+
+_UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+"""What the library's own (non-emulator) channel sets: Pub/Sub bounds the sizes itself."""
+
+
+def _received(raw: Any) -> ReceivedMessage:
+    """One `google.pubsub.v1.ReceivedMessage` protobuf → `ReceivedMessage`."""
+    message = raw.message
+    return ReceivedMessage(
+        ack_id=raw.ack_id,
+        message_id=message.message_id,
+        data=message.data,
+        attributes=dict(message.attributes),
+        publish_time=_timestamp(message.publish_time) if message.HasField("publish_time") else None,
+        delivery_attempt=raw.delivery_attempt,
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _timestamp(value: Any) -> datetime:
+    """A protobuf Timestamp → aware UTC datetime (microseconds; Pub/Sub's own precision)."""
+    return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
 
 
 def _duration(seconds: float) -> dict[str, int]:
