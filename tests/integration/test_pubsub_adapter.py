@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,20 @@ def test_pulled_messages_carry_utc_publish_times_and_plain_values(
     assert received.publish_time is not None and received.publish_time.utcoffset() == timedelta(0)
     assert before - timedelta(minutes=1) < received.publish_time < datetime.now(timezone.utc) + timedelta(minutes=1)
     assert received.delivery_attempt == 0  # no dead-letter policy on this subscription
+
+
+def test_push_subscription_with_and_without_a_retry_policy(admin: PubSubAdmin) -> None:
+    from dataplatform.adapters.pubsub import RetrySettings
+
+    topic = unique("push")
+    admin.ensure_topic(topic)
+    plain, backoff = unique("push-plain"), unique("push-backoff")
+    assert admin.ensure_push_subscription(plain, topic, "http://127.0.0.1:9/", retry=None) is True
+    assert admin.ensure_push_subscription(backoff, topic, "http://127.0.0.1:9/", retry=RetrySettings(10, 60)) is True
+
+    def stored(name: str) -> Any:
+        return admin.subscriber.get_subscription(request={"subscription": admin.subscription_path(name)}, timeout=10)
+
+    assert stored(plain).push_config.push_endpoint == "http://127.0.0.1:9/"
+    assert "retry_policy" not in stored(plain)
+    assert stored(backoff).retry_policy.maximum_backoff.total_seconds() == 60

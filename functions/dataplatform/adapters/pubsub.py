@@ -386,7 +386,7 @@ class PubSubAdmin:
         dead_letter_topic: str | None = None,
         max_delivery_attempts: int = 5,
         ack_deadline: int = 60,
-        retry: RetrySettings = RetrySettings(),
+        retry: RetrySettings | None = RetrySettings(),
     ) -> bool:
         """A push subscription POSTing `{"message", "subscription"}` to `endpoint`.
 
@@ -394,13 +394,17 @@ class PubSubAdmin:
         `retry.min_backoff_seconds` and `retry.max_backoff_seconds`; after
         `max_delivery_attempts` (5–100) the message goes to `dead_letter_topic` (created
         here when missing) instead of being retried forever.
+
+        `retry=None` sets no retry policy ("redeliver immediately"): the emulator needs it,
+        because with a policy it strands nacked messages (see `local/topology.py`).
         """
         request = self._subscription_request(name, topic, ack_deadline, dead_letter_topic, max_delivery_attempts)
         request["push_config"] = {"push_endpoint": endpoint}
-        request["retry_policy"] = {
-            "minimum_backoff": _duration(retry.min_backoff_seconds),
-            "maximum_backoff": _duration(retry.max_backoff_seconds),
-        }
+        if retry is not None:
+            request["retry_policy"] = {
+                "minimum_backoff": _duration(retry.min_backoff_seconds),
+                "maximum_backoff": _duration(retry.max_backoff_seconds),
+            }
         return self._create_subscription(name, request)
 
     def ensure_pull_subscription(

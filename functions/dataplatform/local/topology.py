@@ -191,12 +191,10 @@ def apply_topology(admin: Admin, topology: Topology) -> dict[str, bool]:
 
 
 class EmulatorAdmin:
-    """`Admin` over `PubSubAdmin`, with push subscriptions made without a retry policy.
+    """`Admin` over `PubSubAdmin`: push subscriptions are made without a retry policy.
 
-    `PubSubAdmin.ensure_push_subscription` always sets a retry policy, which strands
-    messages on the emulator (see the module docstring). Until the adapter accepts
-    `retry=None`, this builds the same request through the adapter's own request helpers
-    and leaves `retry_policy` out.
+    A retry policy strands messages on the emulator (see the module docstring), so every
+    push subscription of the local stack passes `retry=None`; the rest is delegated as is.
     """
 
     def __init__(self, admin: object) -> None:
@@ -209,9 +207,9 @@ class EmulatorAdmin:
         self, name: str, topic: str, endpoint: str, *, dead_letter_topic: str, max_delivery_attempts: int,
         ack_deadline: int,
     ) -> bool:
-        admin = self._admin
-        request = admin._subscription_request(  # type: ignore[attr-defined]
-            name, topic, ack_deadline, dead_letter_topic, max_delivery_attempts
+        return bool(
+            self._admin.ensure_push_subscription(  # type: ignore[attr-defined]
+                name, topic, endpoint, dead_letter_topic=dead_letter_topic,
+                max_delivery_attempts=max_delivery_attempts, ack_deadline=ack_deadline, retry=None,
+            )
         )
-        request["push_config"] = {"push_endpoint": endpoint}
-        return bool(admin._create_subscription(name, request))  # type: ignore[attr-defined]

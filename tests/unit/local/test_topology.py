@@ -93,16 +93,13 @@ def test_topics_then_sinks_then_pushes(catalog: Any) -> None:
 
 
 class AdapterLike:
-    """The two request helpers of adapters.pubsub.PubSubAdmin that EmulatorAdmin relies on."""
+    """The public `PubSubAdmin.ensure_push_subscription` that EmulatorAdmin relies on."""
 
     def __init__(self) -> None:
-        self.created: list[tuple[str, dict[str, Any]]] = []
+        self.created: list[tuple[tuple[str, ...], dict[str, Any]]] = []
 
-    def _subscription_request(self, name: str, topic: str, ack: int, dead: str | None, attempts: int) -> dict[str, Any]:
-        return {"name": name, "topic": topic, "ack_deadline_seconds": ack, "dead_letter_policy": {"topic": dead, "attempts": attempts}}
-
-    def _create_subscription(self, name: str, request: dict[str, Any]) -> bool:
-        self.created.append((name, request))
+    def ensure_push_subscription(self, *args: str, **kwargs: Any) -> bool:
+        self.created.append((args, kwargs))
         return True
 
     def ensure_topic(self, topic: str) -> str:
@@ -115,9 +112,9 @@ def test_push_subscriptions_have_no_retry_policy_on_the_emulator() -> None:
     assert admin.ensure_push_without_retry_policy(
         "a-raw-anonymize", "a-raw", URL, dead_letter_topic="a-raw-dead-letter", max_delivery_attempts=30, ack_deadline=60
     )
-    ((name, request),) = adapter.created
-    assert name == "a-raw-anonymize"
-    assert request["push_config"] == {"push_endpoint": URL}
-    assert "retry_policy" not in request
-    assert request["dead_letter_policy"] == {"topic": "a-raw-dead-letter", "attempts": 30}
+    ((args, kwargs),) = adapter.created
+    assert args == ("a-raw-anonymize", "a-raw", URL)
+    assert kwargs == {
+        "dead_letter_topic": "a-raw-dead-letter", "max_delivery_attempts": 30, "ack_deadline": 60, "retry": None,
+    }
     assert admin.ensure_topic("x") == "delegated x"  # type: ignore[attr-defined]
