@@ -1,7 +1,7 @@
 """The failed-event record: one rejected event, its typed reason and its quarantined payload.
 
-Both pipeline stages that can reject an event (collect at the door, anonymize after
-validation) produce the same `FailedEvent`, published as JSON to the `failed-events` topic
+Every stage that can reject an event (collect at the door, anonymize after validation,
+load when a message is dead-lettered or a table refuses a row) produces the same `FailedEvent`, published as JSON to the `failed-events` topic
 and loaded into `platform.failed_events` (columns: `compile.bigquery_schema.FAILED_EVENT_COLUMNS`,
 same names and order as `to_record()`).
 
@@ -43,10 +43,14 @@ Reason = Literal[
     "clock_skew",
     "too_late",
     "undecryptable",
+    "dead_lettered",
 ]
+"""`dead_lettered`: the message ran out of delivery attempts (dead-letter topic) or a
+warehouse table refused the row, so no stage could judge the event itself."""
 REASONS: tuple[str, ...] = get_args(Reason)
 
-Stage = Literal["collect", "anonymize"]
+Stage = Literal["collect", "anonymize", "load"]
+"""`load`: after anonymize, loading into the warehouse (a sink or BigQuery subscription)."""
 STAGES: tuple[str, ...] = get_args(Stage)
 
 QUARANTINE_RETENTION = timedelta(days=QUARANTINE_RETENTION_DAYS)
