@@ -21,7 +21,7 @@ demo: venv
 	$(BIN)/dataplatform demo
 
 test: venv
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 validate: venv
 	$(BIN)/dataplatform validate

@@ -2,10 +2,12 @@
 
 The stack runs in a temporary state directory on free loopback ports: Google's Pub/Sub and
 Firestore emulators, gcp-storage-emulator, the three functions under functions-framework
-and the runtime (DuckDB). `make test` runs pytest with two xdist workers; both share ONE
-stack (a second one would not fit on two cores): the state directory sits beside the
-workers' temporary roots, a lock file serialises start and stop, and a user count makes
-the last worker to finish stop it. After `down`, every recorded process group must be gone.
+and the runtime (DuckDB). `make test` runs pytest with two xdist workers and `--dist loadgroup`:
+every e2e module is in the `e2e-stack` group, so one worker runs them in order (the fault
+test kills stack processes, which must not race another test's `local up`). Should two
+workers ever use it, they share ONE stack (a second would not fit on two cores): the state
+directory sits beside the workers' temporary roots, a lock file serialises start and stop,
+and a user count makes the last worker to finish stop it. After `down`, every recorded process group must be gone.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from dataplatform.cli import app
 from dataplatform.local.stack import Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-stack")]  # one worker, in order: the fault test kills stack processes
 
 runner = CliRunner()
 UTC = timezone.utc

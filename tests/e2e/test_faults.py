@@ -35,7 +35,7 @@ from dataplatform.pipeline.demo import Accountant, CollectClient, SendReport, se
 from dataplatform.pipeline.generator import EventGenerator
 from tests.e2e.helpers import assert_balanced, assert_dedup, scope
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-stack")]  # one worker, in order: the fault test kills stack processes
 
 UTC = timezone.utc
 DOWNTIME_S = 3.0

@@ -22,7 +22,7 @@ from dataplatform.pipeline.demo import Accountant, CollectClient, send, wait_acc
 from dataplatform.pipeline.generator import EventGenerator, PiiIndex
 from tests.e2e.helpers import assert_balanced, assert_dedup, null_id_rejections, pii_in_clear, scope
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-stack")]  # one worker, in order: the fault test kills stack processes
 
 UTC = timezone.utc
 EVENTS = 5000
