@@ -221,3 +221,20 @@ def test_push_subscription_with_and_without_a_retry_policy(admin: PubSubAdmin) -
     assert stored(plain).push_config.push_endpoint == "http://127.0.0.1:9/"
     assert "retry_policy" not in stored(plain)
     assert stored(backoff).retry_policy.maximum_backoff.total_seconds() == 60
+
+
+def test_publish_splits_into_requests_by_count_and_size_and_returns_ids_in_order(admin: PubSubAdmin) -> None:
+    topic, sub = unique("split"), unique("split-sink")
+    admin.ensure_topic(topic)
+    admin.ensure_pull_subscription(sub, topic)
+    publisher = PubSubPublisher(admin.project, max_messages=7, max_bytes=3_000, timeout=30)
+    messages = [Message(str(i).encode() * (400 if i % 5 == 0 else 1), {"n": str(i)}) for i in range(40)]
+    try:
+        ids = publisher.publish(topic, messages)
+    finally:
+        publisher.close()
+
+    assert len(set(ids)) == 40
+    got = {m.message_id: m for m in pull_all(admin, sub, 40)}
+    assert [got[message_id].data for message_id in ids] == [m.data for m in messages]
+    assert [got[message_id].attributes["n"] for message_id in ids] == [str(i) for i in range(40)]

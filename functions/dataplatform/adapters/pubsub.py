@@ -3,14 +3,15 @@ admin/pull helpers the local stack and the tests use (topics, subscriptions, pul
 
 Why it is built this way:
 - ONE long-lived `PublisherClient` per process (settings.py caches the publisher): the client
-  keeps a gRPC channel and a batch per topic, so creating one per request would pay a
-  connection per request and defeat batching.
-- Batching: up to 1,000 messages / 9 MB per request (under the 10 MB API limit) and a short
-  latency (10 ms), because a function publishes a whole batch at once and then waits for it:
-  a long latency would be added to every request. Ordering is off (ordering keys serialise
-  publishing per key and nothing downstream needs order: rows carry event_time).
-- `publish` enqueues every message, then waits for every future, bounded by `timeout`: the
-  function answers only once Pub/Sub has the messages (at-least-once), and never hangs past
+  keeps a gRPC channel, so creating one per request would pay a connection per request.
+- Batching: a function publishes a whole batch at once and then waits for it, so `publish`
+  cuts that batch itself into Publish requests of up to 1,000 messages / 9 MB (under the
+  10 MB API limit), built as raw protobuf and sent one after the other through the client's
+  generated `publish` (its retry, bounded by `timeout`). The client's own batcher (a future
+  and a proto-plus wrapper per message) cost ~9x the CPU a message and bought nothing here:
+  no latency to wait for other callers, no futures the caller does not wait for at once.
+  Ordering is off (nothing downstream needs order: rows carry event_time).
+- `publish` returns only once Pub/Sub has every message (at-least-once), and never hangs past
   its own deadline. Any failure is a `TransientError` naming the topic and the error type,
   never message contents (they are personal data), so Pub/Sub or the client retries.
 - Against the emulator (`PUBSUB_EMULATOR_HOST` set) the client library connects to it with
@@ -141,8 +142,6 @@ class PubSubPublisher:
         return self._client
 
     def _make_client(self) -> Any:
-        from google.api_core import exceptions as gexc
-        from google.api_core.retry import Retry, if_exception_type
         from google.cloud import pubsub_v1
         from google.cloud.pubsub_v1 import types
 
@@ -154,23 +153,7 @@ class PubSubPublisher:
                 ),
                 publisher_options=types.PublisherOptions(
                     enable_message_ordering=False,
-                    # The library's default retry (same codes and backoff, below) runs for
-                    # up to 10 minutes; a function must answer before its own deadline.
-                    retry=Retry(
-                        initial=0.1,
-                        maximum=min(60.0, self._timeout),
-                        multiplier=4,
-                        predicate=if_exception_type(
-                            gexc.Aborted,
-                            gexc.Cancelled,
-                            gexc.DeadlineExceeded,
-                            gexc.InternalServerError,
-                            gexc.ResourceExhausted,
-                            gexc.ServiceUnavailable,
-                            gexc.Unknown,
-                        ),
-                        timeout=self._timeout,
-                    ),
+                    retry=self._retry,
                     timeout=self._timeout,
                 ),
             )
@@ -179,22 +162,35 @@ class PubSubPublisher:
         return f"projects/{self._project}/topics/{topic}"
 
     def publish(self, topic: str, messages: Sequence[Message]) -> list[str]:
-        """Publish all `messages` to `topic`, wait for every future; return the message ids."""
+        """Publish all `messages` to `topic` in batched requests; return the message ids in order.
+
+        The batches are built here as raw protobuf `PublishRequest`s (≤ max_messages and
+        ≤ max_bytes each) and sent with the client's own GAPIC `publish`, retry and timeout:
+        the batching client's per-message path (a future, a proto-plus wrapper, a batch
+        lock per message) cost ~55 µs of CPU a message against ~6 µs (measured), and the
+        caller waits for every message anyway, so nothing is gained by its futures.
+        """
         if not messages:
             return []
         client = self.client
         path = self.topic_path(_check_id("topic", topic))
-        futures = []
         try:
-            for message in messages:
-                futures.append(client.publish(path, bytes(message.data), **dict(message.attributes)))
-            return [future.result(timeout=self._timeout) for future in futures]
+            ids: list[str] = []
+            for batch in self._batches(messages):
+                request = _PUBLISH_REQUEST.wrap(_PUBLISH_REQUEST.pb()(topic=path, messages=batch))
+                response = _gapic_publish(client, request, self._retry, self._timeout)
+                ids.extend(response._pb.message_ids)
+            if len(ids) != len(messages):
+                raise TransientError(
+                    f"Pub/Sub topic {topic!r} answered {len(ids)} message id(s) for {len(messages)} message(s); retry"
+                )
+            return ids
         except PlatformError:
             raise
         except Exception as exc:  # noqa: BLE001 — every publish failure is retryable by the caller
-            # Futures carry the client's exceptions (gRPC errors, timeouts, flow control);
-            # whatever it is, the messages are not all safely in Pub/Sub: let the caller retry
-            # (a missing topic too: it may be being deployed; redelivery then dead-letters).
+            # The client raises gRPC errors, RetryError at the deadline, timeouts; whatever it
+            # is, the messages are not all safely in Pub/Sub: let the caller retry (a missing
+            # topic too: it may be being deployed; redelivery then dead-letters).
             from google.api_core import exceptions as gexc
 
             hint = (
@@ -206,6 +202,47 @@ class PubSubPublisher:
                 f"publishing {len(messages)} message(s) to Pub/Sub topic {topic!r} failed: "
                 f"{type(exc).__name__}; {hint}"
             ) from exc
+
+    def _batches(self, messages: Sequence[Message]) -> Iterator[list[Any]]:
+        """Raw `PubsubMessage`s in runs of ≤ max_messages and ≤ max_bytes (one oversized
+        message goes alone, and Pub/Sub's refusal of it becomes the error)."""
+        max_messages, max_bytes, _ = self._settings
+        make = _PUBSUB_MESSAGE.pb()
+        batch: list[Any] = []
+        size = 0
+        for message in messages:
+            raw = make(data=bytes(message.data), attributes=message.attributes)
+            grows = raw.ByteSize() + 8  # the field tag and length prefix in the request
+            if batch and (len(batch) >= max_messages or size + grows > max_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(raw)
+            size += grows
+        if batch:
+            yield batch
+
+    @property
+    def _retry(self) -> Any:
+        from google.api_core import exceptions as gexc
+        from google.api_core.retry import Retry, if_exception_type
+
+        # The library's default retry (same codes and backoff) runs for up to 10 minutes;
+        # a function must answer before its own deadline.
+        return Retry(
+            initial=0.1,
+            maximum=min(60.0, self._timeout),
+            multiplier=4,
+            predicate=if_exception_type(
+                gexc.Aborted,
+                gexc.Cancelled,
+                gexc.DeadlineExceeded,
+                gexc.InternalServerError,
+                gexc.ResourceExhausted,
+                gexc.ServiceUnavailable,
+                gexc.Unknown,
+            ),
+            timeout=self._timeout,
+        )
 
     def close(self) -> None:
         """Flush pending batches and stop the client's threads (end of process / tests)."""
@@ -504,6 +541,32 @@ class PubSubAdmin:
                     request={"subscription": path, "ack_ids": chunk, "ack_deadline_seconds": 0},
                     timeout=self._timeout,
                 )
+
+
+class _LazyType:
+    """A google-cloud proto-plus type, imported on first use (imports stay lazy)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._type: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._type is None:
+            from google.pubsub_v1.types import pubsub
+
+            self._type = getattr(pubsub, self._name)
+        return getattr(self._type, attribute)
+
+
+_PUBSUB_MESSAGE = _LazyType("PubsubMessage")
+_PUBLISH_REQUEST = _LazyType("PublishRequest")
+
+
+def _gapic_publish(client: Any, request: Any, retry: Any, timeout: float) -> Any:
+    """One Publish RPC through the generated client (not the batching `publish` override)."""
+    from google.pubsub_v1.services.publisher.client import PublisherClient as GapicPublisherClient
+
+    return GapicPublisherClient.publish(client, request=request, retry=retry, timeout=timeout)
 
 
 def _subscriber_client() -> Any:
