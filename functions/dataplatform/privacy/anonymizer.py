@@ -10,8 +10,8 @@ the raw batch envelope at all counts as ONE received event (we cannot know how m
 held) and fails as `invalid_json` with the whole message quarantined. The checks, in order
 (the first that fails is the reason):
 
-1. `too_large`: the event's compact JSON is over `Limits.max_event_bytes` (checked only
-   when the whole message is, so small batches pay nothing);
+1. `too_large`: the event's compact JSON is over `Limits.max_event_bytes` (measured only
+   when the whole message is over the limit, so small batches pay nothing);
 2. `invalid_envelope`: not `{event_id, event_type, schema_version, event_time, payload}`
    with the right types (event_id 1–128 chars, event_time RFC 3339 with a zone);
 3. `unknown_event_type`: name/major version not in the catalog (with "did you mean");
