@@ -499,7 +499,7 @@ def test_failed_event_from_json_rejects_bad_values() -> None:
         ("payload_ciphertext", "***", "payload_ciphertext is not base64"),
         ("schema_version", "1", "schema_version must be an integer or null"),
         ("reason", "bad_vibes", "unknown failed-event reason 'bad_vibes'"),
-        ("stage", "load", "unknown failed-event stage 'load'"),
+        ("stage", "warehouse", "unknown failed-event stage 'warehouse'"),
         ("detail", None, "detail must be str"),
     ]:
         with pytest.raises(PlatformError, match=message):
