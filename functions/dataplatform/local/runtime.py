@@ -689,6 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from dataplatform.adapters.duckdb_warehouse import DuckDBWarehouse
     from dataplatform.adapters.pubsub import PubSubAdmin
+    from dataplatform.pipeline.scheduler import LocalScheduler
     from dataplatform.pipeline.warehouse_setup import ensure_warehouse
     from dataplatform.settings import runtime as platform_runtime
 
@@ -716,12 +717,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = ThreadingHTTPServer((args.host, args.port), make_handler(local))
         server.daemon_threads = True
         http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        # Cloud Scheduler / Data Transfer's part: endpoints fire on their cron, waiting
+        # partitions are retried when their upstreams become ready (pipeline/scheduler.py).
+        scheduler = LocalScheduler(catalog, warehouse, wiring.clock)
+        scheduler_thread = threading.Thread(target=scheduler.run_forever, args=(stop,), name="scheduler", daemon=True)
         local.start()
         http_thread.start()
+        scheduler_thread.start()
         logger.info("runtime ready on %s:%d with %d sink(s)", args.host, args.port, len(local.sinks))
         stop.wait()
         logger.info("stopping: finishing the batches in flight")
         server.shutdown()
+        scheduler_thread.join(timeout=10)
         local.stop()
         admin.close()
     finally:
