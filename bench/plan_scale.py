@@ -5,11 +5,13 @@ nested records and every kind of privacy policy, one endpoint per ten event type
 stack file, and a link to this repository's `functions/`), loaded with `load_catalog` and
 planned with `infra.plan.run_plan` — the whole program under mocks, as the CLI does.
 
-Prints, per size: seconds to load the definitions, seconds to plan (load included; the
-plan spreads over one worker process per CPU), CPU seconds of the plan across all its
-processes (less sensitive than wall time to other work on the machine), the number of resources,
-seconds per resource, and the per-resource time relative to the smallest catalog
-(1.0 = perfectly linear). Target: 1,800 event types in under 60 s with
+Prints, per size: seconds to load the definitions, seconds to plan (load included; from
+200 event types the plan spreads over one worker process per CPU), CPU seconds of the
+plan across all its processes, the number of resources, wall seconds per resource, CPU
+milliseconds per resource, and CPU per resource relative to the smallest catalog
+(1.0 = perfectly linear; CPU rather than wall time because the smallest size runs in one
+process and the others in several, and because CPU time is less disturbed by other work
+on the machine). A warm-up plan of 5 event types runs first. Target: 1,800 event types in under 60 s with
 near-linear growth. Numbers are printed, never asserted.
 
     .venv/bin/python bench/plan_scale.py [--sizes 100,500,1800]
@@ -143,37 +145,51 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def plan_once(events: int) -> dict:
+    """Write a catalog of `events` event types, load it, plan it; the measurements."""
+    with tempfile.TemporaryDirectory(prefix=f"plan-scale-{events}-") as tmp:
+        root = Path(tmp)
+        write_catalog(root, events)
+        started = time.perf_counter()
+        catalog = load_catalog(root)
+        load_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        cpu_before = _cpu_seconds()
+        plan = run_plan(root, "bench")
+        seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu_before
+    return {
+        "endpoints": len(catalog.endpoints),
+        "load": load_seconds,
+        "seconds": seconds,
+        "cpu": cpu,
+        "resources": plan.totals()["resources"],
+        "violations": plan.violations,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,500,1800", help="comma-separated event-type counts")
     sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
 
+    plan_once(5)  # warm-up: imports and first-use caches are not part of any size's cost
     print(
         f"{'event types':>11} {'endpoints':>9} {'load s':>7} {'plan s':>8} {'cpu s':>7} {'resources':>9} "
-        f"{'s/resource':>10} {'vs smallest':>11}"
+        f"{'s/resource':>10} {'cpu ms/res':>10} {'cpu/res vs smallest':>19}"
     )
     baseline: float | None = None
     for events in sizes:
-        with tempfile.TemporaryDirectory(prefix=f"plan-scale-{events}-") as tmp:
-            root = Path(tmp)
-            write_catalog(root, events)
-            started = time.perf_counter()
-            catalog = load_catalog(root)
-            load_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            cpu_before = _cpu_seconds()
-            plan = run_plan(root, "bench")
-            seconds = time.perf_counter() - started
-            cpu = _cpu_seconds() - cpu_before
-        resources = plan.totals()["resources"]
-        per_resource = seconds / resources
-        baseline = baseline or per_resource
+        m = plan_once(events)
+        per_resource = m["seconds"] / m["resources"]
+        cpu_per_resource = m["cpu"] / m["resources"]
+        baseline = baseline or cpu_per_resource
         print(
-            f"{events:>11} {len(catalog.endpoints):>9} {load_seconds:>7.2f} {seconds:>8.2f} {cpu:>7.1f} {resources:>9} "
-            f"{per_resource:>10.5f} {per_resource / baseline:>11.2f}"
+            f"{events:>11} {m['endpoints']:>9} {m['load']:>7.2f} {m['seconds']:>8.2f} {m['cpu']:>7.1f} {m['resources']:>9} "
+            f"{per_resource:>10.5f} {cpu_per_resource * 1000:>10.3f} {cpu_per_resource / baseline:>19.2f}"
         )
-        if plan.violations:
-            print(f"{'':>11} policy violations: {len(plan.violations)} (first: {plan.violations[0]})")
+        if m["violations"]:
+            print(f"{'':>11} policy violations: {len(m['violations'])} (first: {m['violations'][0]})")
 
 
 if __name__ == "__main__":
