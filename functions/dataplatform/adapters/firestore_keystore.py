@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from dataplatform.adapters.google_errors import transient_types
 from dataplatform.errors import PlatformError, TransientError
 from dataplatform.ports import UserKeys
 
@@ -38,27 +39,6 @@ STATUS_ERASED = "erased"
 ERASE_ATTEMPTS = 5
 
 
-def _transient_types() -> tuple[type[BaseException], ...]:
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exc
-
-    return (
-        gexc.ServiceUnavailable,
-        gexc.DeadlineExceeded,
-        gexc.InternalServerError,
-        gexc.TooManyRequests,
-        gexc.ResourceExhausted,
-        gexc.Aborted,
-        gexc.Unknown,
-        gexc.GatewayTimeout,
-        gexc.BadGateway,
-        gexc.RetryError,
-        auth_exc.TransportError,
-        ConnectionError,
-        TimeoutError,
-    )
-
-
 @contextmanager
 def _translated(action: str) -> Iterator[None]:
     """Map google-cloud failures to TransientError (retry) or PlatformError (fix something)."""
@@ -68,7 +48,7 @@ def _translated(action: str) -> Iterator[None]:
         yield
     except PlatformError:
         raise
-    except _transient_types() as exc:
+    except transient_types() as exc:
         raise TransientError(
             f"key store (Firestore) unavailable while {action}: {type(exc).__name__}; "
             "the message will be retried"

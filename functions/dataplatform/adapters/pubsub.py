@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from dataplatform.adapters.google_errors import transient_types
 from dataplatform.errors import PlatformError, TransientError
 from dataplatform.ports import Message
 
@@ -45,27 +46,6 @@ ACK_CHUNK = 1000
 """Ack ids per acknowledge request (the API caps a request at 512 KiB; an id is < 200 B)."""
 
 
-def _transient_types() -> tuple[type[BaseException], ...]:
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exc
-
-    return (
-        gexc.ServiceUnavailable,
-        gexc.DeadlineExceeded,
-        gexc.InternalServerError,
-        gexc.TooManyRequests,
-        gexc.ResourceExhausted,
-        gexc.Aborted,
-        gexc.Unknown,
-        gexc.GatewayTimeout,
-        gexc.BadGateway,
-        gexc.RetryError,
-        auth_exc.TransportError,
-        ConnectionError,
-        TimeoutError,
-    )
-
-
 @contextmanager
 def _translated(action: str) -> Iterator[None]:
     """google-cloud failures → TransientError (retry may fix it) or PlatformError (fix config)."""
@@ -75,7 +55,7 @@ def _translated(action: str) -> Iterator[None]:
         yield
     except PlatformError:
         raise
-    except _transient_types() as exc:
+    except transient_types() as exc:
         raise TransientError(
             f"Pub/Sub unavailable while {action}: {type(exc).__name__}; retry later"
         ) from exc
