@@ -11,7 +11,7 @@ timestamp is fixed (1980-01-01, the zip epoch), permissions are fixed, and build
 
 The definitions (`schemas/`, `workflows/`) go into the archive next to `main.py`: the
 deployed `collect` and `anonymize` validate against the same schemas the infrastructure
-was built from, read from the function's working directory (`DATAPLATFORM_ROOT=.`).
+was built from, read from the function's working directory (`DATAPLATFORM_DEFINITIONS=.`, read by `dataplatform/settings.py`).
 """
 
 from __future__ import annotations

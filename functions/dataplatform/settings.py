@@ -15,7 +15,8 @@ Environment variables (all optional locally):
 | DATAPLATFORM_STATE_DIR | local state (`.dataplatform/`) | `.dataplatform` in the working directory |
 | DATAPLATFORM_KMS | `local:<path>` (a Tink key file, `adapters/local_kms.py`) or a Cloud KMS key name `projects/…/cryptoKeys/…` | `local:<state dir>/local_kms_keyset.json` |
 | DATAPLATFORM_CONFIG_BUCKET | GCS bucket with the platform key material | `<project>-config` |
-| DATAPLATFORM_COLLECT_API_KEYS | comma-separated client keys `collect` accepts | none (collect then refuses to start) |
+| DATAPLATFORM_COLLECT_API_KEYS | client keys `collect` accepts: comma-separated, or a JSON list (the deployed Secret Manager value) | none (collect then refuses to start) |
+| DATAPLATFORM_FIRESTORE_DATABASE | the Firestore database holding the key store | `(default)` |
 | DATAPLATFORM_KEYSTORE | key store kind: `firestore` | `firestore` |
 | DATAPLATFORM_WAREHOUSE | `bigquery` or `duckdb:<path>` (monitor, reveal, endpoint runs) | `duckdb:<state dir>/warehouse.duckdb` |
 | DATAPLATFORM_BIGQUERY_LOCATION | BigQuery / Data Transfer location (with `bigquery`) | `US` |
@@ -27,6 +28,7 @@ Pulumi's, and a missing bucket is a deployment error).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -61,6 +63,7 @@ ENV_CONFIG_BUCKET = "DATAPLATFORM_CONFIG_BUCKET"
 ENV_COLLECT_API_KEYS = "DATAPLATFORM_COLLECT_API_KEYS"
 ENV_KEYSTORE = "DATAPLATFORM_KEYSTORE"
 ENV_WAREHOUSE = "DATAPLATFORM_WAREHOUSE"
+ENV_FIRESTORE_DATABASE = "DATAPLATFORM_FIRESTORE_DATABASE"
 ENV_BIGQUERY_LOCATION = "DATAPLATFORM_BIGQUERY_LOCATION"
 DUCKDB_PREFIX = "duckdb:"
 STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
@@ -91,6 +94,7 @@ class Settings:
     warehouse: str = ""
     """`bigquery` or `duckdb:<absolute path>`."""
     bigquery_location: str = "US"
+    firestore_database: str = "(default)"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -117,7 +121,7 @@ class Settings:
                 f"{ENV_KEYSTORE}={keystore!r} is not a key store kind{did_you_mean(keystore, KEYSTORES)}; "
                 f"use one of: {', '.join(KEYSTORES)}"
             )
-        keys = tuple(k.strip() for k in env.get(ENV_COLLECT_API_KEYS, "").split(",") if k.strip())
+        keys = _api_keys(env.get(ENV_COLLECT_API_KEYS, ""))
         warehouse = env.get(ENV_WAREHOUSE, "").strip() or f"{DUCKDB_PREFIX}{state_dir / 'warehouse.duckdb'}"
         if warehouse.startswith(DUCKDB_PREFIX) and warehouse != DUCKDB_PREFIX:
             warehouse = f"{DUCKDB_PREFIX}{_absolute(warehouse[len(DUCKDB_PREFIX):], cwd)}"
@@ -133,6 +137,7 @@ class Settings:
             keystore=keystore,
             warehouse=warehouse,
             bigquery_location=env.get(ENV_BIGQUERY_LOCATION, "").strip() or "US",
+            firestore_database=env.get(ENV_FIRESTORE_DATABASE, "").strip() or "(default)",
         )
 
     def describe(self) -> dict[str, Any]:
@@ -147,6 +152,20 @@ class Settings:
             "keystore": self.keystore,
             "warehouse": self.warehouse,
         }
+
+
+def _api_keys(value: str) -> tuple[str, ...]:
+    """Comma-separated keys, or a JSON list of strings (how the deployed secret holds them)."""
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            keys = json.loads(text)
+        except ValueError:
+            raise SettingsError(f"{ENV_COLLECT_API_KEYS} starts like a JSON list but is not valid JSON") from None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise SettingsError(f"{ENV_COLLECT_API_KEYS} must be a JSON list of strings")
+        return tuple(k.strip() for k in keys if k.strip())
+    return tuple(k.strip() for k in text.split(",") if k.strip())
 
 
 def _absolute(path: str, cwd: Path) -> Path:
@@ -232,7 +251,7 @@ class Runtime:
         def build() -> KeyStore:
             from dataplatform.adapters.firestore_keystore import FirestoreKeyStore
 
-            return FirestoreKeyStore(project=self.settings.project)
+            return FirestoreKeyStore(project=self.settings.project, database=self.settings.firestore_database)
 
         return self._once("key_store", build)
 

@@ -206,8 +206,8 @@ def test_platform_functions_entry_points_and_identities(stack):
             assert service.service_account_email == f"dp-{kind}@{PROJECT}.iam.gserviceaccount.com"
         collect_service = rows[0][2]
         secret = collect_service.secret_environment_variables[0]
-        assert secret.key == "DATAPLATFORM_COLLECTOR_API_KEYS" and secret.secret == "collector-api-keys"
-        assert "DATAPLATFORM_COLLECTOR_API_KEYS" not in collect_service.environment_variables
+        assert secret.key == "DATAPLATFORM_COLLECT_API_KEYS" and secret.secret == "collector-api-keys"
+        assert "DATAPLATFORM_COLLECT_API_KEYS" not in collect_service.environment_variables
 
     return pulumi.Output.all(
         *[

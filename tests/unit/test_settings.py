@@ -33,6 +33,7 @@ def test_defaults(repo: Path) -> None:
         keystore="firestore",
         warehouse=f"duckdb:{repo / '.dataplatform' / 'warehouse.duckdb'}",
         bigquery_location="US",
+        firestore_database="(default)",
     )
 
 
@@ -66,6 +67,13 @@ def test_duckdb_warehouse_path_is_made_absolute_and_bad_values_are_named(repo: P
     assert Settings.from_env({"DATAPLATFORM_WAREHOUSE": "duckdb:w.duckdb"}, cwd=repo).warehouse == f"duckdb:{repo / 'w.duckdb'}"
     with pytest.raises(SettingsError, match="DATAPLATFORM_WAREHOUSE must be bigquery or duckdb"):
         Settings.from_env({"DATAPLATFORM_WAREHOUSE": "bigqeury"}, cwd=repo)
+
+
+def test_api_keys_as_the_deployed_json_list(repo: Path) -> None:
+    s = Settings.from_env({"DATAPLATFORM_COLLECT_API_KEYS": '["key-a-0123456789", "key-b-0123456789"]'}, cwd=repo)
+    assert s.collect_api_keys == ("key-a-0123456789", "key-b-0123456789")
+    with pytest.raises(SettingsError, match="not valid JSON"):
+        Settings.from_env({"DATAPLATFORM_COLLECT_API_KEYS": '["key-a'}, cwd=repo)
 
 
 def test_local_kms_path_is_made_absolute(repo: Path) -> None:
