@@ -16,11 +16,12 @@
   token (dp-scheduler) at the endpoint's freshness deadline, for its freshness and
   quality checks.
 
-`scheduled_query_sql` is the hook for the readiness wrapper: the scheduled query runs
-exactly what it returns. Today that is the endpoint SQL; wrapping it in the BigQuery script
-that checks `platform.partitions` for upstream readiness (and RAISEs when not ready) is
-the endpoint runner's business and plugs in there — grant the endpoint's account data
-viewer on `platform.partitions` when it does.
+The scheduled query runs `compile/scheduled_query.scheduled_query_script`: a BigQuery
+script that checks `platform.partitions` for upstream readiness (RAISE when not ready, so
+monitor records the partition as waiting and restarts it later), then replaces the run's
+partition in one transaction. A script cannot have a DTS destination table, so the params
+carry only the query; the endpoint's account may read `platform.partitions` and write its
+own table.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import pulumi_gcp as gcp
 
 from dataplatform.compile import sql as sqlc
 from dataplatform.compile.endpoint_schema import endpoint_table
+from dataplatform.compile.scheduled_query import scheduled_query_script
 from dataplatform.definitions.loader import Catalog
 from dataplatform.definitions.models import ENDPOINTS_DATASET, Endpoint
 from infra import builders as b
@@ -44,17 +46,11 @@ from infra.schedule import deadline_cron, dts_schedule
 
 TYPE = "dataplatform:infra:DataEndpoint"
 DATA_SOURCE = "scheduled_query"
-WRITE_DISPOSITION = "WRITE_TRUNCATE"
 
 
-def scheduled_query_sql(endpoint: Endpoint) -> str:
-    """What the scheduled query runs (the readiness-wrapper hook; see the module docstring)."""
-    return endpoint.sql
-
-
-def destination_template(endpoint: Endpoint) -> str:
-    """`<table>${run_date}`: the run's partition, by DTS's run-date template."""
-    return f"{endpoint.table}${{run_date}}"
+def scheduled_query_sql(endpoint: Endpoint, catalog: Catalog) -> str:
+    """What the scheduled query runs: the readiness check, then the partition replace."""
+    return scheduled_query_script(endpoint, catalog)
 
 
 def upstream_tables(endpoint: Endpoint, catalog: Catalog) -> list[str]:
@@ -183,6 +179,18 @@ class DataEndpoint(pulumi.ComponentResource):
                 opts=b.child(self),
             )
         )
+        partitions = platform.record_tables["platform.partitions"]
+        grants.append(
+            gcp.bigquery.IamMember(
+                f"{spec.ref}-reads-platform.partitions",
+                project=project,
+                dataset_id=partitions.dataset_id,
+                table_id=partitions.table_id,
+                role=b.BIGQUERY_DATA_VIEWER,
+                member=member,
+                opts=b.child(self),
+            )
+        )
         for reader in endpoint.readers:
             gcp.bigquery.IamMember(
                 f"{spec.ref}-viewer-{names.dns_label(reader, 120)}",
@@ -204,12 +212,7 @@ class DataEndpoint(pulumi.ComponentResource):
             data_source_id=DATA_SOURCE,
             schedule=dts_schedule(endpoint.schedule, where=where),
             destination_dataset_id=self.table.dataset_id,
-            params={
-                "query": scheduled_query_sql(endpoint),
-                "destination_table_name_template": destination_template(endpoint),
-                "write_disposition": WRITE_DISPOSITION,
-                "partitioning_field": endpoint.partition_field,
-            },
+            params={"query": scheduled_query_sql(endpoint, args.catalog)},
             service_account_name=self.service_account.email,
             notification_pubsub_topic=platform.transfer_runs_topic.id,
             email_preferences=gcp.bigquery.DataTransferConfigEmailPreferencesArgs(enable_failure_email=False),

@@ -54,6 +54,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from dataplatform.compile.bigquery_schema import TableSpec, failed_events_table
+from dataplatform.compile.platform_tables import platform_tables
 from dataplatform.definitions.models import ENDPOINTS_DATASET, EVENTS_DATASET, PLATFORM_DATASET
 from infra import builders as b
 from infra.archive import FunctionsArchive
@@ -129,6 +130,8 @@ class PlatformRefs:
     failed_events_topic: gcp.pubsub.Topic
     transfer_runs_topic: gcp.pubsub.Topic
     datasets: Mapping[str, gcp.bigquery.Dataset]
+    record_tables: Mapping[str, gcp.bigquery.Table]
+    """platform.runs / partitions / check_results / freshness."""
     monitor: gcp.cloudfunctionsv2.Function
     monitor_url: pulumi.Output[str]
     apis: Mapping[str, gcp.projects.Service]
@@ -327,6 +330,17 @@ class Platform(pulumi.ComponentResource):
             **{**table_args(failed_spec, project), "dataset_id": self.datasets[PLATFORM_DATASET].dataset_id},
             opts=b.child(self),
         )
+        # runs, partitions, check results, freshness: what monitor and the scheduled
+        # queries' readiness scripts record and read (compile/platform_tables.py)
+        self.record_tables = {
+            spec.ref: gcp.bigquery.Table(
+                spec.ref,
+                **{**table_args(spec, project), "dataset_id": self.datasets[PLATFORM_DATASET].dataset_id},
+                opts=b.child(self),
+            )
+            for spec in platform_tables()
+            if spec.ref != failed_spec.ref
+        }
         failed_table_writer = gcp.bigquery.IamMember(
             "platform.failed_events-editor-pubsub-agent",
             project=project,
@@ -656,6 +670,7 @@ class Platform(pulumi.ComponentResource):
             failed_events_topic=self.failed_events_topic,
             transfer_runs_topic=self.transfer_runs_topic,
             datasets=self.datasets,
+            record_tables=self.record_tables,
             monitor=self.monitor,
             monitor_url=monitor_url,
             apis=self.apis,

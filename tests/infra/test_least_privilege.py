@@ -113,7 +113,7 @@ ALLOWED: dict[str, list[tuple[str, str, str, bool]]] = {
     ],
     "dp-q-*": [
         ("roles/bigquery.jobUser", "project", PROJECT, False),
-        ("roles/bigquery.dataViewer", "table", rf"events\.{EVENT_KEY}(_dedup)?|endpoints\.[a-z0-9_]+", False),
+        ("roles/bigquery.dataViewer", "table", rf"events\.{EVENT_KEY}(_dedup)?|endpoints\.[a-z0-9_]+|platform\.partitions", False),
         ("roles/bigquery.dataEditor", "table", r"endpoints\.[a-z0-9_]+", False),
     ],
     "pubsub-agent": [
@@ -197,7 +197,7 @@ def test_identities_hold_exactly_what_their_code_needs(example_plan: Plan, examp
     assert held[("dp-monitor", "roles/bigquery.dataViewer")] == {"events", "endpoints"}
     for endpoint in example_catalog.endpoints:
         account = f"serviceAccount:dp-q-{endpoint.name.replace('_', '-')}@{PROJECT}.iam.gserviceaccount.com"
-        assert held[(account, "roles/bigquery.dataViewer")] == set(upstream_tables(endpoint, example_catalog))
+        assert held[(account, "roles/bigquery.dataViewer")] == {*upstream_tables(endpoint, example_catalog), "platform.partitions"}
         assert held[(account, "roles/bigquery.dataEditor")] == {endpoint.table_ref}
 
 

@@ -267,12 +267,9 @@ def test_scheduled_queries_write_the_run_date_partition(stack):
             endpoint = endpoints[name]
             assert source == "scheduled_query"
             assert schedule == dts_schedule(endpoint.schedule)
-            assert params == {
-                "query": scheduled_query_sql(endpoint),
-                "destination_table_name_template": f"{name}${{run_date}}",
-                "write_disposition": "WRITE_TRUNCATE",
-                "partitioning_field": endpoint.partition_field,
-            }
+            # a BigQuery script (readiness check, then the partition replace): no DTS destination
+            assert params == {"query": scheduled_query_sql(endpoint, stack.catalog)}
+            assert "RAISE" in params["query"] and f"endpoints.{name}" in params["query"]
             assert account.startswith("dp-q-") and account.endswith(f"@{PROJECT}.iam.gserviceaccount.com")
             assert topic == f"projects/{PROJECT}/topics/transfer-runs"
             assert dataset == "endpoints"

@@ -28,7 +28,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from dataplatform.compile.bigquery_schema import BqField, TableSpec, failed_events_table
-from dataplatform.definitions.models import PLATFORM_DATASET
+from dataplatform.definitions.models import PLATFORM_DATASET, RETENTION_DAYS
 
 PLATFORM_LOG_RETENTION_DAYS = 400
 """Retention of run, check and freshness history: a year and a month, for year-over-year
@@ -123,7 +123,9 @@ def partitions_table() -> TableSpec:
         fields=PARTITION_COLUMNS,
         partition_field="partition",
         partition_type="DAY",
-        expiration_days=None,
+        # partitioned by the day a state is about, so it outlives any table it describes:
+        # the longest retention the definitions allow (every table must expire; policy)
+        expiration_days=RETENTION_DAYS[1],
         clustering=("table_ref", "status"),
         require_partition_filter=False,
         description="State of each day partition of event and endpoint tables (waiting, ready, succeeded, failed); endpoint runs wait until their upstream partitions are ready or succeeded.",

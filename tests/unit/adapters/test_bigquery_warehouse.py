@@ -8,6 +8,8 @@ tests check the resources, job configurations and parameters the adapter really 
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import json
 from collections.abc import Callable
@@ -228,7 +230,7 @@ def test_every_example_table_resource_is_golden(warehouse: BigQueryWarehouse, ca
 
 
 def test_platform_table_without_expiration_has_none(warehouse: BigQueryWarehouse, client: FakeClient) -> None:
-    partitions = next(t for t in platform_tables() if t.table == "partitions")
+    partitions = dataclasses.replace(next(t for t in platform_tables() if t.table == "partitions"), expiration_days=None)
     warehouse.ensure_table(partitions)
     table = client.get_table(f"{PROJECT}.platform.partitions")
     assert table.time_partitioning.field == "partition" and table.time_partitioning.expiration_ms is None

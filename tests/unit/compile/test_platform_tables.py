@@ -21,6 +21,7 @@ from dataplatform.compile.platform_tables import (
     platform_tables,
     runs_table,
 )
+from dataplatform.definitions.models import RETENTION_DAYS
 from tests.golden import assert_golden
 
 EXPECTED_COLUMNS = {
@@ -92,11 +93,11 @@ def test_layout_is_valid_for_bigquery(spec: TableSpec) -> None:
     assert not spec.require_partition_filter  # operators scan them ad hoc
 
 
-def test_logs_expire_but_partition_states_do_not() -> None:
+def test_logs_expire_and_partition_states_outlive_every_table() -> None:
     assert runs_table().expiration_days == PLATFORM_LOG_RETENTION_DAYS
     assert check_results_table().expiration_days == PLATFORM_LOG_RETENTION_DAYS
     assert freshness_table().expiration_days == PLATFORM_LOG_RETENTION_DAYS
-    assert partitions_table().expiration_days is None
+    assert partitions_table().expiration_days == RETENTION_DAYS[1]  # the longest table retention allowed
     assert runs_table().partition_field == "recorded_at"  # when written, not the run date a backfill targets
 
 
