@@ -162,7 +162,8 @@ class DataEndpoint(pulumi.ComponentResource):
             )
 
         # -- the destination table
-        spec = endpoint_table(endpoint, narrowed_catalog(endpoint, args.catalog))
+        narrowed = narrowed_catalog(endpoint, args.catalog)
+        spec = endpoint_table(endpoint, narrowed)
         self.table = gcp.bigquery.Table(
             spec.ref,
             **{**table_args(spec, project), "dataset_id": platform.datasets[ENDPOINTS_DATASET].dataset_id},
@@ -212,7 +213,7 @@ class DataEndpoint(pulumi.ComponentResource):
             data_source_id=DATA_SOURCE,
             schedule=dts_schedule(endpoint.schedule, where=where),
             destination_dataset_id=self.table.dataset_id,
-            params={"query": scheduled_query_sql(endpoint, args.catalog)},
+            params={"query": scheduled_query_sql(endpoint, narrowed)},
             service_account_name=self.service_account.email,
             notification_pubsub_topic=platform.transfer_runs_topic.id,
             email_preferences=gcp.bigquery.DataTransferConfigEmailPreferencesArgs(enable_failure_email=False),
