@@ -574,44 +574,28 @@ def _wrong_value(field: FieldDef, current: Any) -> Any:
 _NOTHING = object()
 
 
+_USER_STRINGS = {
+    "email": "email", "display_name": "display_name", "phone_number": "phone", "phone": "phone",
+    "billing_postcode": "postcode", "postcode": "postcode", "postal_code": "postcode", "ip": "ip",
+    "advertising_id": "advertising_id", "os": "os", "os_version": "os_version", "model": "model",
+    "app_version": "app_version", "country": "country", "city": "city", "gender": "gender",
+    "currency": "currency",
+}
+"""STRING field name → the population user's attribute it takes (stable per user)."""
+
+
 def _special(field: FieldDef, state: _Event, path: str) -> Any:
     """A value chosen from the field's name (and the event's other values), or _NOTHING."""
     name = field.name
     user, rng, track, chosen = state.user, state.rng, state.track, state.chosen
     leaf_parent = path.rsplit(".", 2)[-2] if path.count(".") >= 1 else ""
     if field.type == "STRING":
-        if name == "email":
-            return user.email
-        if name == "display_name":
-            return user.display_name
-        if name in ("phone_number", "phone"):
-            return user.phone
-        if name in ("billing_postcode", "postcode", "postal_code"):
-            return user.postcode
+        if name in _USER_STRINGS:
+            return getattr(user, _USER_STRINGS[name])
         if name == "card_last4":
             return f"{rng.randint(0, 9999):04d}"
-        if name == "ip":
-            return user.ip
         if name == "id" and leaf_parent == "device":
             return user.device_id
-        if name == "advertising_id":
-            return user.advertising_id
-        if name == "os":
-            return user.os
-        if name == "os_version":
-            return user.os_version
-        if name == "model":
-            return user.model
-        if name == "app_version":
-            return user.app_version
-        if name == "country":
-            return user.country
-        if name == "city":
-            return user.city
-        if name == "gender":
-            return user.gender
-        if name == "currency":
-            return user.currency
         if name == "query":
             return rng.choice(user.queries)
         if name == "playlist_name":
