@@ -24,6 +24,7 @@ from dataplatform.compile.avro_codec import codec_for
 from dataplatform.errors import PlatformError, TransientError
 from dataplatform.local.runtime import (
     DEAD_LETTERED,
+    FULL_PULL,
     DeadLetterRows,
     EventRows,
     FailedRows,
@@ -56,6 +57,8 @@ class ScriptedSubscriber:
         self.pull_sizes: list[int] = []
         self.errors: list[BaseException] = []
         self.max_response = 10**9
+        self.hands_out = 10**9
+        """At most this many messages a response, whatever was asked (the emulator's is 100)."""
 
     def put(self, subscription: str, messages: Sequence[ReceivedMessage]) -> None:
         self.queues.setdefault(subscription, []).extend(messages)
@@ -67,7 +70,8 @@ class ScriptedSubscriber:
         queue = self.queues.get(subscription, [])
         if max_messages > self.max_response:
             raise TransientError(f"Pub/Sub unavailable while pulling from {subscription!r}: ResourceExhausted; retry later")
-        taken, self.queues[subscription] = queue[:max_messages], queue[max_messages:]
+        count = min(max_messages, self.hands_out)
+        taken, self.queues[subscription] = queue[:count], queue[count:]
         return taken
 
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
@@ -151,6 +155,26 @@ def test_a_backlog_is_gathered_into_one_insert(catalog: Any, outcome: Any, platf
     sink = event_sink(catalog, subscriber, CountingWriter(), platform, max_messages=10, batch_messages=50)
     sink.load_once()
     assert inserts == [50] and subscriber.pull_sizes[:3] == [10, 10, 10]
+
+
+def test_a_backlog_handed_out_100_a_pull_is_still_gathered(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
+    """The emulator answers a pull of 1,000 with 100 messages: that is a backlog, not its end."""
+    inserts: list[int] = []
+
+    class CountingWriter:
+        def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
+            inserts.append(len(rows))
+            return len(rows)
+
+    data = [m.data for m in clean_messages(catalog, outcome)]
+    messages = [received(data[i % len(data)], i) for i in range(250)]
+    subscriber = ScriptedSubscriber()
+    subscriber.hands_out = FULL_PULL
+    subscriber.put("track_played_v1-bq", messages)
+    sink = event_sink(catalog, subscriber, CountingWriter(), platform, max_messages=1000, batch_messages=5000)
+    assert sink.load_once() == 250
+    assert inserts == [250] and subscriber.pull_sizes == [1000, 1000, 1000]
+    assert sink.stats.snapshot()["pulls"] == 3
 
 
 def test_a_failed_insert_nacks_the_batch_for_redelivery(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
