@@ -601,8 +601,12 @@ def run_demo(
     run_id: str | None = None,
     stack_started: bool = False,
     now: datetime | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> DemoReport:
-    """Generate, send, wait until accounted, report (the stack must be up)."""
+    """Generate, send, wait until accounted, report (the stack must be up).
+
+    The clock starts at the first POST: generating the events is not the pipeline's work.
+    `on_start` is called just before it (the benchmark reads CPU counters there)."""
     run_id = run_id or f"demo-{secrets.token_hex(4)}"
     started_at = (now or datetime.now(UTC)).astimezone(UTC)
     generator = EventGenerator(
@@ -616,6 +620,8 @@ def run_demo(
         time_to=started_at + timedelta(days=1),
         since=started_at - timedelta(minutes=5),
     )
+    if on_start is not None:
+        on_start()
     began = time.perf_counter()
     report = send(events, collect, concurrency=config.concurrency, progress=progress)
     accountant = Accountant(schemas, events, report, scope, querier)
