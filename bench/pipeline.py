@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if own:
             stack.down(purge=True)
+            shutil.rmtree(directory, ignore_errors=True)  # its KMS key file and logs too
 
     n_rows = sum(len(batch) for batch in rows.values())
     e2e = warm.events_per_second
