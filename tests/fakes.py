@@ -63,6 +63,7 @@ class MemoryKeyStore:
         self._lock = threading.Lock()
         self.get_many_calls: list[tuple[str, ...]] = []
         self.create_calls: list[str] = []
+        self.create_many_calls: list[int] = []
         self.erase_calls: list[str] = []
 
     def get_many(self, record_ids: Sequence[str]) -> dict[str, UserKeys]:
@@ -78,6 +79,12 @@ class MemoryKeyStore:
                 return existing
             self._records[record.record_id] = record
             return record
+
+    def create_many(self, records: Sequence[UserKeys]) -> dict[str, UserKeys]:
+        """One `create` per record (so a subclass overriding `create` scripts both)."""
+        with self._lock:
+            self.create_many_calls.append(len(records))
+        return {record.record_id: self.create(record) for record in records}
 
     def erase(self, record_id: str, at: datetime) -> bool:
         with self._lock:

@@ -87,6 +87,11 @@ class KeyStore(Protocol):
         """Store a new record unless one exists; return the record that won (maybe another's)."""
         ...
 
+    def create_many(self, records: Sequence[UserKeys]) -> dict[str, UserKeys]:
+        """`create` for every record, in as few round trips as the store allows (Firestore:
+        one batched commit per 500); record id → the record that won (maybe another's)."""
+        ...
+
     def erase(self, record_id: str, at: datetime) -> bool:
         """Replace the record by a tombstone (creating one if absent). True if keys existed."""
         ...

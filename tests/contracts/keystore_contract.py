@@ -84,6 +84,38 @@ class KeyStoreContract:
         assert store.create(second) == first
         assert store.get_many([first.record_id]) == {first.record_id: first}
 
+    def test_create_many_of_nothing_is_empty(self, store: KeyStore) -> None:
+        assert store.create_many([]) == {}
+
+    def test_create_many_stores_every_new_record(self, store: KeyStore) -> None:
+        records = [new_record() for _ in range(3)]
+        assert store.create_many(records) == {r.record_id: r for r in records}
+        assert store.get_many([r.record_id for r in records]) == {r.record_id: r for r in records}
+
+    def test_create_many_returns_the_records_that_were_there_first(self, store: KeyStore) -> None:
+        existing, erased = new_record(), new_record()
+        store.create(existing)
+        store.create(erased)
+        store.erase(erased.record_id, T0 + timedelta(days=1))
+        fresh = new_record()
+        got = store.create_many([new_record(existing.record_id), fresh, new_record(erased.record_id)])
+        assert got[existing.record_id] == existing and got[fresh.record_id] == fresh
+        assert got[erased.record_id].erased and got[erased.record_id].aead_keyset is None
+        assert store.get_many([fresh.record_id, existing.record_id]) == {fresh.record_id: fresh, existing.record_id: existing}
+
+    def test_create_many_with_a_repeated_id_keeps_the_first(self, store: KeyStore) -> None:
+        first = new_record()
+        again = new_record(first.record_id, created_at=T0 + timedelta(seconds=1))
+        assert store.create_many([first, again]) == {first.record_id: first}
+        assert store.get_many([first.record_id]) == {first.record_id: first}
+
+    def test_create_many_beyond_one_commit(self, store: KeyStore) -> None:
+        records = [new_record() for _ in range(620)]  # Firestore commits at most 500 writes
+        store.create(records[550])  # in the second commit: that commit settles one by one
+        got = store.create_many(records)
+        assert got == {r.record_id: r for r in records}
+        assert store.get_many([r.record_id for r in records]) == got
+
     def test_erase_existing_leaves_a_tombstone(self, store: KeyStore) -> None:
         record = new_record()
         store.create(record)

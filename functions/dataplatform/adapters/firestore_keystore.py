@@ -6,6 +6,13 @@ Why these calls:
 - `create` is `DocumentReference.create()`, which fails with AlreadyExists when the
   document exists. Two anonymizers racing on a new user therefore cannot both write: the
   loser re-reads and uses the winner's keys, so every user ends with exactly one keyset.
+- `create_many` writes all the new users of a batch in ONE batched commit of `create`s (up
+  to 500 a commit): against the emulator 0.4–0.65 ms a record instead of 6–10 ms for one
+  `create()` each (measured). The commit is atomic: if another writer created any of them
+  first it fails whole with AlreadyExists; the records are then read back in one `get_all`
+  (those that exist are the winners, used as they are) and the rest committed again. This
+  is the common case on a cold start: concurrent batches of different event types share
+  new users, and settling a failed commit one `create` at a time made it slower than before.
 - `erase` runs in a transaction that replaces the document by a tombstone (status
   "erased", erased_at; no pseudonym, no keysets). The tombstone stays forever, so a late
   event of an erased user finds it and mints no new key (create() on it fails too).
@@ -37,6 +44,9 @@ EMULATOR_PROJECT = "dataplatform-local"
 STATUS_ACTIVE = "active"
 STATUS_ERASED = "erased"
 ERASE_ATTEMPTS = 5
+BATCH_WRITE_LIMIT = 500
+"""Firestore's limit of writes in one commit."""
+CREATE_MANY_ATTEMPTS = 3
 
 
 @contextmanager
@@ -247,6 +257,45 @@ class FirestoreKeyStore:
                 "back; the message will be retried"
             )
         return from_document(record.record_id, snapshot.to_dict() or {}, self._collection_name)
+
+    def create_many(self, records: Sequence[UserKeys]) -> dict[str, UserKeys]:
+        first: dict[str, UserKeys] = {}  # one write per document: a commit may not touch one twice
+        for record in records:
+            first.setdefault(record.record_id, record)
+        unique = list(first.values())
+        won: dict[str, UserKeys] = {}
+        for start in range(0, len(unique), BATCH_WRITE_LIMIT):
+            won.update(self._create_chunk(unique[start : start + BATCH_WRITE_LIMIT]))
+        return won
+
+    def _create_chunk(self, chunk: list[UserKeys]) -> dict[str, UserKeys]:
+        """One atomic commit of creates. When it fails because some exist (another anonymizer
+        resolving the same new users), read them in one `get_all`, keep theirs, and commit
+        the rest again; after CREATE_MANY_ATTEMPTS, settle what is left one `create` each."""
+        from google.api_core.exceptions import AlreadyExists
+
+        won: dict[str, UserKeys] = {}
+        pending = chunk
+        for _ in range(CREATE_MANY_ATTEMPTS):
+            batch = self._client.batch()
+            for record in pending:
+                batch.create(self._ref(record.record_id), to_document(record))
+            with _translated(f"creating {len(pending)} key records"):
+                try:
+                    batch.commit(retry=self._retry, timeout=self._timeout)
+                except AlreadyExists:
+                    pass
+                else:
+                    won.update((record.record_id, record) for record in pending)
+                    return won
+            existing = self.get_many([record.record_id for record in pending])
+            won.update(existing)
+            pending = [record for record in pending if record.record_id not in existing]
+            if not pending:
+                return won
+        for record in pending:
+            won[record.record_id] = self.create(record)
+        return won
 
     def erase(self, record_id: str, at: datetime) -> bool:
         """Replace the record by a tombstone with optimistic concurrency, not a transaction.

@@ -175,32 +175,37 @@ class KeyService:
         found = _store_call(
             f"reading {len(record_ids)} key records", lambda: self._store.get_many(record_ids)
         )
+        missing = [record_id for record_id in record_ids if record_id not in found]
+        if missing:
+            found = {**found, **self._create(missing, now)}
         result: dict[str, UserCrypto | None] = {}
         for record_id in record_ids:
-            record = found.get(record_id)
-            if record is None:
-                record = self._create(record_id, now)
+            record = found[record_id]
             crypto = None if record.erased else open_keys(self._platform, record)
             self._cache.put(record_id, crypto, now)
             result[record_id] = crypto
         return result
 
-    def _create(self, record_id: str, now: datetime) -> UserKeys:
-        candidate = mint(self._platform, record_id, now)
-        winner = _store_call(
-            f"creating key record {record_id!r}", lambda: self._store.create(candidate)
+    def _create(self, record_ids: Sequence[str], now: datetime) -> dict[str, UserKeys]:
+        """Mint keys for users the store has never seen and store them all in one call; where
+        another instance (or an erasure) got there first, its record is the one used."""
+        candidates = [mint(self._platform, record_id, now) for record_id in record_ids]
+        winners = _store_call(
+            f"creating {len(candidates)} key records", lambda: self._store.create_many(candidates)
         )
-        if winner.record_id != record_id:
-            raise PlatformError(
-                f"the key store returned record {winner.record_id!r} when creating "
-                f"{record_id!r}; the key store adapter is broken"
-            )
+        minted = 0
+        for candidate in candidates:
+            winner = winners.get(candidate.record_id)
+            if winner is None or winner.record_id != candidate.record_id:
+                raise PlatformError(
+                    f"the key store returned {'no record' if winner is None else repr(winner.record_id)} "
+                    f"when creating {candidate.record_id!r}; the key store adapter is broken"
+                )
+            minted += winner == candidate
         with self._counts_lock:
-            if winner == candidate:
-                self.minted += 1
-            else:
-                self.races_lost += 1  # another instance created (or erased) it first
-        return winner
+            self.minted += minted
+            self.races_lost += len(candidates) - minted  # another instance created (or erased) it first
+        return winners
 
     def forget(self, user_id: str) -> bool:
         """Crypto-shred a user: the store keeps only a tombstone. True if keys existed.

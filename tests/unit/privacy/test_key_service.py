@@ -67,6 +67,25 @@ def test_new_users_are_minted_and_stored(
     assert service.minted == 2
 
 
+def test_the_new_users_of_a_batch_are_stored_in_one_call(
+    service: KeyService, platform: PlatformKeys, store: MemoryKeyStore, clock: ManualClock
+) -> None:
+    store.put(mint(platform, platform.record_id("known"), clock.now()))
+    service.resolve(["a", "known", "b", "c", "a"])
+    assert store.create_many_calls == [3] and service.minted == 3
+    service.resolve(["a", "b", "d"])  # cached, cached, new
+    assert store.create_many_calls == [3, 1]
+
+
+def test_a_store_that_answers_for_the_wrong_records_is_an_error(platform: PlatformKeys, clock: ManualClock) -> None:
+    class Confused(MemoryKeyStore):
+        def create_many(self, records: Sequence[UserKeys]) -> dict[str, UserKeys]:
+            return {}
+
+    with pytest.raises(PlatformError, match="returned no record when creating .* adapter is broken"):
+        KeyService(Confused(), platform, clock).resolve(["gina"])
+
+
 def test_resolved_keys_encrypt_and_decrypt(
     service: KeyService, platform: PlatformKeys, store: MemoryKeyStore
 ) -> None:
