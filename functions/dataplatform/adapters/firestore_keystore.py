@@ -283,11 +283,12 @@ class FirestoreKeyStore:
             with _translated(f"creating {len(pending)} key records"):
                 try:
                     batch.commit(retry=self._retry, timeout=self._timeout)
+                    committed = True
                 except AlreadyExists:
-                    pass
-                else:
-                    won.update((record.record_id, record) for record in pending)
-                    return won
+                    committed = False
+            if committed:
+                won.update((record.record_id, record) for record in pending)
+                return won
             existing = self.get_many([record.record_id for record in pending])
             won.update(existing)
             pending = [record for record in pending if record.record_id not in existing]

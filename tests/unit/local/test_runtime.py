@@ -118,6 +118,17 @@ def event_sink(catalog: Any, subscriber: ScriptedSubscriber, writer: Any, platfo
     return Sink(plan, subscriber, writer, EventRows("track_played_v1", codec, PATH, platform), lambda: NOW, platform, **kwargs)
 
 
+class CountingWriter:
+    """Records the size of every insert."""
+
+    def __init__(self) -> None:
+        self.inserts: list[int] = []
+
+    def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
+        self.inserts.append(len(rows))
+        return len(rows)
+
+
 # --------------------------------------------------------------------------- event sink
 
 
@@ -142,38 +153,26 @@ def test_clean_messages_are_inserted_with_metadata_then_acked(catalog: Any, outc
 
 
 def test_a_backlog_is_gathered_into_one_insert(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
-    inserts: list[int] = []
-
-    class CountingWriter:
-        def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
-            inserts.append(len(rows))
-            return len(rows)
-
     messages = clean_messages(catalog, outcome)
     subscriber = ScriptedSubscriber()
     subscriber.put("track_played_v1-bq", messages)
-    sink = event_sink(catalog, subscriber, CountingWriter(), platform, max_messages=10, batch_messages=50)
+    writer = CountingWriter()
+    sink = event_sink(catalog, subscriber, writer, platform, max_messages=10, batch_messages=50)
     sink.load_once()
-    assert inserts == [50] and subscriber.pull_sizes[:3] == [10, 10, 10]
+    assert writer.inserts == [50] and subscriber.pull_sizes[:3] == [10, 10, 10]
 
 
 def test_a_backlog_handed_out_100_a_pull_is_still_gathered(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
     """The emulator answers a pull of 1,000 with 100 messages: that is a backlog, not its end."""
-    inserts: list[int] = []
-
-    class CountingWriter:
-        def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
-            inserts.append(len(rows))
-            return len(rows)
-
     data = [m.data for m in clean_messages(catalog, outcome)]
     messages = [received(data[i % len(data)], i) for i in range(250)]
     subscriber = ScriptedSubscriber()
     subscriber.hands_out = FULL_PULL
     subscriber.put("track_played_v1-bq", messages)
-    sink = event_sink(catalog, subscriber, CountingWriter(), platform, max_messages=1000, batch_messages=5000)
+    writer = CountingWriter()
+    sink = event_sink(catalog, subscriber, writer, platform, max_messages=1000, batch_messages=5000)
     assert sink.load_once() == 250
-    assert inserts == [250] and subscriber.pull_sizes == [1000, 1000, 1000]
+    assert writer.inserts == [250] and subscriber.pull_sizes == [1000, 1000, 1000]
     assert sink.stats.snapshot()["pulls"] == 3
 
 
