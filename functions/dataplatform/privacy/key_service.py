@@ -9,9 +9,9 @@ event would cost one key-store round trip and two unwraps per event. So `resolve
 2. answers what it can from an in-process cache (LRU with a TTL; erased users are cached
    too, as `None`),
 3. reads ALL remaining users with ONE `KeyStore.get_many`,
-4. mints keys for users the store has never seen and stores them with `KeyStore.create`;
-   when another anonymizer created the same user first, `create` returns the winner's
-   record and that one is used, so every user ends with exactly one keyset,
+4. mints keys for users the store has never seen and stores them all with ONE
+   `KeyStore.create_many`; when another anonymizer created a user first, the store returns
+   the winner's record and that one is used, so every user ends with exactly one keyset,
 5. opens (unwraps) each record once and caches the result.
 
 The TTL bounds how long an erasure done elsewhere (another instance's `forget`) can go
