@@ -30,6 +30,7 @@ from dataplatform.adapters.local_kms import LocalKms
 from dataplatform.adapters.pubsub import PubSubAdmin, PubSubPublisher, ReceivedMessage, RetrySettings
 from dataplatform.compile.avro_codec import codec_for
 from dataplatform.local.emulators import Emulator, free_port, log_tail, stop_group
+from dataplatform.pipeline import raw_batch as raw_batches
 from dataplatform.pipeline.failed_events import FailedEvent
 from dataplatform.ports import Message
 from dataplatform.privacy.keys import bootstrap
@@ -151,8 +152,10 @@ def play(event_id: str, user: str = "listener-1", **payload: Any) -> dict[str, A
 
 
 def raw_batch(*events: Any) -> Message:
+    """What collect publishes: the envelope, zstd-compressed, with its attributes."""
     received = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return Message(orjson.dumps({"received_at": received, "events": list(events)}), {"event_type": "track_played_v1", "batch_id": "b"})
+    data, encoding = raw_batches.encode(received, list(events))
+    return Message(data, {"event_type": "track_played_v1", "batch_id": "b", **encoding})
 
 
 def pull_until(admin: PubSubAdmin, subscription: str, wanted: Any, deadline_s: float = DELIVERY_TIMEOUT_S) -> list[ReceivedMessage]:

@@ -57,6 +57,7 @@ import orjson
 
 from dataplatform.errors import PlatformError
 from dataplatform.local.topology import FAILED_EVENTS_TABLE, SinkPlan, Topology, plan_topology
+from dataplatform.pipeline import raw_batch
 from dataplatform.pipeline.failed_events import QUARANTINE_RETENTION, FailedEvent
 from dataplatform.privacy.policies import parse_rfc3339
 
@@ -263,14 +264,17 @@ class DeadLetterRows:
                 "anonymize function; the event is quarantined: replay it once the function works"
             )
             meta = metadata(message, self.path)
+            problem = "the message is not a raw batch envelope"
             try:
-                envelope = orjson.loads(message.data)
+                envelope = orjson.loads(raw_batch.envelope_bytes(message.data, message.attributes))
+            except raw_batch.RawBatchError as exc:
+                envelope, problem = None, str(exc)
             except orjson.JSONDecodeError:
                 envelope = None
             events = envelope.get("events") if isinstance(envelope, dict) else None
             if not isinstance(events, list):
                 row = failure_record(
-                    detail=detail + " (the message is not a raw batch envelope)", stage="anonymize", now=now,
+                    detail=f"{detail} ({problem})", stage="anonymize", now=now,
                     payload=message.data, quarantine=self.quarantine, event_type=self.name,
                 )
                 rows.append({**row, **meta})

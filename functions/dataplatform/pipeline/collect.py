@@ -26,8 +26,9 @@ Checks, in order (the first failing one answers):
 
 Accepted events are grouped by event type and major version: ONE message per group per
 request to `<name>_v<major>-raw`, carrying the raw batch envelope
-`{"received_at": <RFC 3339 UTC>, "events": [...]}` with attributes `event_type` (the key)
-and `batch_id` (one random id per request). Rejected events are not dropped: each becomes a
+`{"received_at": <RFC 3339 UTC>, "events": [...]}`, zstd-compressed (`pipeline/raw_batch.py`
+says why), with attributes `event_type` (the key), `batch_id` (one random id per request)
+and `content-encoding: zstd`. Rejected events are not dropped: each becomes a
 `FailedEvent` (stage "collect", typed reason, detail = path + rule, never a value; the event
 itself only as `payload_ciphertext`, encrypted with the platform quarantine key) published
 to `failed-events`. Every publish is awaited before answering; if any fails (a
@@ -58,6 +59,7 @@ import orjson
 from dataplatform.definitions.messages import did_you_mean
 from dataplatform.definitions.models import EventSchema
 from dataplatform.errors import TransientError
+from dataplatform.pipeline import raw_batch
 from dataplatform.pipeline.failed_events import FailedEvent, Reason, format_timestamp
 from dataplatform.ports import Clock, Message, Publisher
 from dataplatform.privacy.policies import parse_rfc3339
@@ -206,8 +208,8 @@ def collect(body: bytes, headers: Mapping[str, str], deps: CollectDeps) -> Colle
     received_at = format_timestamp(now)
     batches: dict[str, list[Message]] = {}
     for key, accepted in groups.items():
-        data = orjson.dumps({"received_at": received_at, "events": accepted})
-        batches[f"{key}-raw"] = [Message(data, {"event_type": key, "batch_id": batch_id})]
+        data, encoding = raw_batch.encode(received_at, accepted)
+        batches[f"{key}-raw"] = [Message(data, {"event_type": key, "batch_id": batch_id, **encoding})]
     if failed:
         batches[FAILED_EVENTS_TOPIC] = [failed_event_message(f) for f in failed]
     try:

@@ -56,6 +56,7 @@ from dataplatform.compile.validator import PayloadValidator, SchemaViolation, co
 from dataplatform.definitions.loader import Catalog
 from dataplatform.definitions.messages import did_you_mean
 from dataplatform.definitions.models import EventSchema
+from dataplatform.pipeline import raw_batch
 from dataplatform.pipeline.failed_events import FailedEvent, Reason
 from dataplatform.ports import Clock, Message
 from dataplatform.privacy.policies import ErasedCrypto, FieldRejected, Plan, compile_plan, parse_rfc3339
@@ -234,7 +235,11 @@ class Anonymizer:
     def _admit_message(
         self, message: RawMessage, batch: _Batch, expired_before: Mapping[tuple[str, int], datetime]
     ) -> None:
-        data = message.data
+        try:
+            data = raw_batch.envelope_bytes(message.data, message.attributes)
+        except raw_batch.RawBatchError as exc:
+            self._fail_message(batch, message.data, str(exc))
+            return
         try:
             envelope = orjson.loads(data)
         except orjson.JSONDecodeError as exc:

@@ -34,6 +34,7 @@ from dataplatform.local.runtime import (
     make_handler,
 )
 from dataplatform.local.topology import plan_topology
+from dataplatform.pipeline import raw_batch
 from dataplatform.pipeline.generator import EventGenerator
 from dataplatform.pipeline.warehouse_setup import ensure_warehouse
 from dataplatform.privacy.keys import PlatformKeys
@@ -277,17 +278,23 @@ def test_a_dead_lettered_raw_batch_becomes_one_failed_event_per_event(warehouse:
         orjson.dumps({"received_at": "2026-03-02T15:02:00Z", "events": events}), 1,
         {"CloudPubSubDeadLetterSourceDeliveryCount": "30", "event_type": "track_played_v1"},
     )
+    data, encoding = raw_batch.encode("2026-03-02T15:02:00Z", [{**events[0], "event_id": "d-3"}])
+    compressed = received(data, 3, {"event_type": "track_played_v1", **encoding})
     garbage = received(b"\xff garbage", 2)
-    converted = DeadLetterRows("track_played_v1", "projects/p/subscriptions/x-drain", platform).convert([batch, garbage], NOW)
+    corrupt = received(data[:-4], 4, {"event_type": "track_played_v1", **encoding})
+    converted = DeadLetterRows("track_played_v1", "projects/p/subscriptions/x-drain", platform).convert(
+        [batch, garbage, compressed, corrupt], NOW
+    )
     warehouse.insert_rows("platform.failed_events", converted.rows)
-    rows = warehouse.query("SELECT * FROM platform.failed_events ORDER BY event_id NULLS LAST")
-    assert [r["event_id"] for r in rows] == ["d-1", "d-2", None]
+    rows = warehouse.query("SELECT * FROM platform.failed_events ORDER BY event_id NULLS LAST, detail")
+    assert [r["event_id"] for r in rows] == ["d-1", "d-2", "d-3", None, None]
+    assert "not a raw batch envelope" in rows[3]["detail"] and "zstd data" in rows[4]["detail"]
     assert all(r["reason"] == DEAD_LETTERED and r["stage"] == "anonymize" and r["event_type"] == "track_played" for r in rows)
     assert "after 30 failed deliveries" in rows[0]["detail"]
     assert rows[0]["event_time"] == datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
     assert rows[0]["received_at"] == datetime(2026, 3, 2, 15, 2, tzinfo=UTC)
     assert orjson.loads(platform.quarantine_decrypt(rows[0]["payload_ciphertext"], "d-1")) == events[0]
-    assert platform.quarantine_decrypt(rows[2]["payload_ciphertext"], "") == b"\xff garbage"
+    assert platform.quarantine_decrypt(rows[3]["payload_ciphertext"], "") == b"\xff garbage"
     assert "u" not in rows[0]["detail"].split()
 
 

@@ -21,6 +21,7 @@ from dataplatform.pipeline.collect import (
     header,
     publish_all,
 )
+from dataplatform.pipeline.raw_batch import envelope_bytes
 from dataplatform.ports import Message
 from dataplatform.privacy.keys import PlatformKeys
 from tests.fakes import DEFAULT_NOW, FixedClock
@@ -88,7 +89,8 @@ def post(deps: CollectDeps, data: bytes, headers: dict[str, str] | None = None) 
 
 def raw_envelope(publisher: RecordingPublisher, topic: str) -> dict[str, Any]:
     (message,) = publisher.messages(topic)
-    return orjson.loads(message.data)
+    assert message.attributes["content-encoding"] == "zstd"
+    return orjson.loads(envelope_bytes(message.data, message.attributes))
 
 
 # --------------------------------------------------------------------------- accepted

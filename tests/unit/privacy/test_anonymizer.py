@@ -15,6 +15,7 @@ import pytest
 
 from dataplatform.compile.bigquery_schema import FAILED_EVENT_COLUMNS, event_table
 from dataplatform.errors import PlatformError, TransientError
+from dataplatform.pipeline import raw_batch
 from dataplatform.pipeline.failed_events import FailedEvent, format_timestamp
 from dataplatform.ports import Message
 from dataplatform.privacy.anonymizer import AnonymizeResult, Anonymizer, Limits, timestamp_micros
@@ -208,6 +209,15 @@ def test_invalid_json_quarantines_the_whole_message(setup: Setup, data: bytes, d
     assert failed.quarantine_expires_at == NOW + timedelta(days=30)
     assert failed.payload_ciphertext is not None
     assert setup.platform.quarantine_decrypt(failed.payload_ciphertext, "") == data
+
+
+def test_a_compressed_batch_is_read_and_a_corrupt_one_quarantined_whole(setup: Setup) -> None:
+    data, attributes = raw_batch.encode(ts(NOW), [event("z-1")])
+    assert setup.run(Message(data, attributes)).counts.clean == 1
+    corrupt = data[: len(data) // 2]
+    failed = only_failure(setup.run(Message(corrupt, attributes)))
+    assert failed.reason == "invalid_json" and "zstd" in failed.detail and failed.event_id is None
+    assert setup.platform.quarantine_decrypt(failed.payload_ciphertext, "") == corrupt
 
 
 @pytest.mark.parametrize(
