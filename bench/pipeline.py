@@ -57,7 +57,7 @@ from dataplatform.compile.avro_codec import codec_for  # noqa: E402
 from dataplatform.definitions.loader import load_catalog  # noqa: E402
 from dataplatform.local.emulators import group_members  # noqa: E402
 from dataplatform.local.stack import Stack, StackState, platform_environment  # noqa: E402
-from dataplatform.pipeline.demo import CollectClient, DemoConfig, DemoReport, run_demo  # noqa: E402
+from dataplatform.pipeline.demo import CollectClient, DemoConfig, DemoReport, run_demo, sink_rows  # noqa: E402
 from dataplatform.pipeline.generator import EventGenerator  # noqa: E402
 from dataplatform.ports import Message  # noqa: E402
 from dataplatform.privacy.anonymizer import Anonymizer  # noqa: E402
@@ -103,9 +103,10 @@ def run_pass(state: StackState, catalog: Any, events: int, users: int, seed: int
     accounted for (generating the events beforehand is not counted)."""
     before: dict[str, float] = {}
     config = DemoConfig(events=events, seed=seed, users=users, timeout=600.0, sample_rows=0)
+    runtime = state.runtime()
     report = run_demo(
-        catalog.schemas, CollectClient(state.collect_url, state.api_key), state.runtime(), config, run_id=run_id,
-        on_start=lambda: before.update(stack_cpu(state)),
+        catalog.schemas, CollectClient(state.collect_url, state.api_key), runtime, config, run_id=run_id,
+        on_start=lambda: before.update(stack_cpu(state)), rows_loaded=lambda: sink_rows(runtime.sinks()),
     )
     after = stack_cpu(state)
     return report, {name: after[name] - before.get(name, 0.0) for name in after}
@@ -164,8 +165,10 @@ def emulator_floor(state: StackState, messages: Sequence[bytes]) -> float:
 
     def pull() -> None:
         while not done.is_set():
-            got = admin.pull(f"{tag}-sub", 1000, 2.0)
-            if got:
+            got = admin.pull(f"{tag}-sub", 1000, wait=False)  # no waiting pull: see PubSubAdmin.pull
+            if not got:
+                time.sleep(0.005)
+            else:
                 admin.ack(f"{tag}-sub", [m.ack_id for m in got])
                 with lock:
                     pulled[0] += len(got)

@@ -109,6 +109,24 @@ def test_pull_on_an_empty_subscription_returns_nothing_within_its_timeout(admin:
     assert time.monotonic() - started < 15  # bounded (generous for a loaded machine)
 
 
+def test_a_pull_that_does_not_wait_answers_at_once(admin: PubSubAdmin, publisher: PubSubPublisher) -> None:
+    """`wait=False` never waits on the server (a waiting pull is held until just before its
+    deadline: ~29 s here), and returns what is there."""
+    topic, sub = unique("no-wait"), unique("no-wait-sub")
+    admin.ensure_topic(topic)
+    admin.ensure_pull_subscription(sub, topic)
+    started = time.monotonic()
+    assert admin.pull(sub, timeout=30.0, wait=False) == []
+    assert time.monotonic() - started < 10
+    (sent_id,) = publisher.publish(topic, [Message(b"now", {})])
+    got: list[ReceivedMessage] = []
+    deadline = time.monotonic() + 30
+    while not got and time.monotonic() < deadline:
+        got = admin.pull(sub, wait=False)
+        time.sleep(0.05)
+    assert [m.message_id for m in got] == [sent_id]
+
+
 def test_nack_redelivers(admin: PubSubAdmin, publisher: PubSubPublisher) -> None:
     topic, sub = unique("nack"), unique("nack-sub")
     admin.ensure_topic(topic)

@@ -17,7 +17,8 @@ Why it is built this way:
 - Against the emulator (`PUBSUB_EMULATOR_HOST` set) the client library connects to it with
   no credentials by itself; nothing here special-cases it except the schema client.
 - Pulls block on the emulator until messages arrive, so every pull is bounded by a
-  timeout, and a timeout is "no messages" (`[]`), not an error.
+  timeout, and a timeout is "no messages" (`[]`), not an error; `wait=False` does not block
+  at all (`PubSubAdmin.pull` says when each is right).
 
 google-cloud imports are lazy (inside functions), so importing this module is free.
 """
@@ -483,17 +484,27 @@ class PubSubAdmin:
 
     # ------------------------------------------------------------------ pull / ack
 
-    def pull(self, subscription: str, max_messages: int = 1000, timeout: float = 5.0) -> list[ReceivedMessage]:
-        """Up to `max_messages` messages, waiting at most `timeout` seconds; [] when none came."""
+    def pull(
+        self, subscription: str, max_messages: int = 1000, timeout: float = 5.0, *, wait: bool = True
+    ) -> list[ReceivedMessage]:
+        """Up to `max_messages` messages, waiting at most `timeout` seconds; [] when none came.
+
+        `wait=False` asks only for what is there now (`return_immediately`): nothing waits
+        on the server. A waiting pull is answered by the emulator just before its deadline
+        (~1 s before), but on a saturated machine the answer can arrive after the client
+        gave up: the messages it carried come back only after the ack deadline. So code that
+        pulls under load (the local sinks, the benchmark) pulls with `wait=False` and waits
+        with a waiting pull only when idle.
+        """
         from google.api_core import exceptions as gexc
 
-        path = self.subscription_path(subscription)
+        request = {"subscription": self.subscription_path(subscription), "max_messages": max_messages}
+        if not wait:
+            request["return_immediately"] = True
         with _translated(f"pulling from {subscription!r}"):
             try:
                 response = self.subscriber.pull(
-                    request={"subscription": path, "max_messages": max_messages},
-                    timeout=timeout,
-                    retry=None,
+                    request=request, timeout=timeout if wait else max(timeout, self._timeout), retry=None
                 )
             except gexc.DeadlineExceeded:
                 return []

@@ -296,7 +296,7 @@ def demo_command(
 ) -> None:
     """Bring the stack up if needed, send synthetic events, wait until every one is accounted for, report."""
     from dataplatform.definitions.loader import load_catalog
-    from dataplatform.pipeline.demo import CollectClient, DemoConfig, run_demo
+    from dataplatform.pipeline.demo import CollectClient, DemoConfig, run_demo, sink_rows
 
     stack = _stack()
     out = _out(as_json)
@@ -308,9 +308,10 @@ def demo_command(
         events=events, seed=seed, invalid_share=invalid_share, duplicate_share=duplicate_share, timeout=timeout
     )
     with _progress(out, events) as update:
+        runtime = state.runtime()
         report = run_demo(
-            catalog.schemas, CollectClient(state.collect_url, state.api_key), state.runtime(), config,
-            progress=update, stack_started=result.started,
+            catalog.schemas, CollectClient(state.collect_url, state.api_key), runtime, config,
+            progress=update, stack_started=result.started, rows_loaded=lambda: sink_rows(runtime.sinks()),
         )
     data = report.to_dict()
     if as_json:

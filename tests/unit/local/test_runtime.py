@@ -23,6 +23,7 @@ from dataplatform.adapters.pubsub import ReceivedMessage
 from dataplatform.compile.avro_codec import codec_for
 from dataplatform.errors import PlatformError, TransientError
 from dataplatform.local.runtime import (
+    ACTIVE_SECONDS,
     DEAD_LETTERED,
     FULL_PULL,
     DeadLetterRows,
@@ -35,6 +36,7 @@ from dataplatform.local.runtime import (
 )
 from dataplatform.local.topology import plan_topology
 from dataplatform.pipeline import raw_batch
+from dataplatform.pipeline.demo import sink_rows
 from dataplatform.pipeline.generator import EventGenerator
 from dataplatform.pipeline.warehouse_setup import ensure_warehouse
 from dataplatform.privacy.keys import PlatformKeys
@@ -56,6 +58,7 @@ class ScriptedSubscriber:
         self.acked: list[str] = []
         self.nacked: list[str] = []
         self.pull_sizes: list[int] = []
+        self.waits: list[bool] = []
         self.errors: list[BaseException] = []
         self.max_response = 10**9
         self.hands_out = 10**9
@@ -64,8 +67,11 @@ class ScriptedSubscriber:
     def put(self, subscription: str, messages: Sequence[ReceivedMessage]) -> None:
         self.queues.setdefault(subscription, []).extend(messages)
 
-    def pull(self, subscription: str, max_messages: int = 1000, timeout: float = 5.0) -> list[ReceivedMessage]:
+    def pull(
+        self, subscription: str, max_messages: int = 1000, timeout: float = 5.0, *, wait: bool = True
+    ) -> list[ReceivedMessage]:
         self.pull_sizes.append(max_messages)
+        self.waits.append(wait)
         if self.errors:
             raise self.errors.pop(0)
         queue = self.queues.get(subscription, [])
@@ -171,10 +177,71 @@ def test_a_backlog_handed_out_100_a_pull_is_still_gathered(catalog: Any, outcome
     subscriber.hands_out = FULL_PULL
     subscriber.put("track_played_v1-bq", messages)
     writer = CountingWriter()
-    sink = event_sink(catalog, subscriber, writer, platform, max_messages=1000, batch_messages=5000)
+    sink = event_sink(catalog, subscriber, writer, platform, max_messages=1000, batch_messages=5000, min_batch=250)
     assert sink.load_once() == 250
     assert writer.inserts == [250] and subscriber.pull_sizes == [1000, 1000, 1000]
     assert sink.stats.snapshot()["pulls"] == 3
+
+
+class FakeTime:
+    """`timer` and `sleep` for a sink: sleeping moves the clock; a pull takes `pull_cost`."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def timer(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_an_idle_sink_waits_on_the_server_and_an_active_one_does_not(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
+    time_ = FakeTime()
+    subscriber = ScriptedSubscriber()
+    sink = event_sink(catalog, subscriber, CountingWriter(), platform, timer=time_.timer, sleep=time_.sleep)
+    assert sink.load_once() == 0  # idle: one waiting pull, nothing came, no pause of its own
+    assert subscriber.waits == [True] and time_.sleeps == []
+    subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:5])
+    assert sink.load_once() == 5
+    assert subscriber.waits[1] is True and set(subscriber.waits[2:]) == {False}  # then it paces itself
+    waits_before = len(subscriber.waits)
+    time_.now += ACTIVE_SECONDS + 0.1
+    assert sink.load_once() == 0
+    assert subscriber.waits[waits_before:] == [True]  # idle again after ACTIVE_SECONDS
+
+
+def test_a_trickle_is_gathered_into_a_bigger_batch_within_the_window(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
+    data = [m.data for m in clean_messages(catalog, outcome)]
+    time_ = FakeTime()
+    subscriber = ScriptedSubscriber()
+    subscriber.hands_out = 7  # a trickle: 7 messages a pull
+    subscriber.put("track_played_v1-bq", [received(data[i % len(data)], i) for i in range(500)])
+    writer = CountingWriter()
+    sink = event_sink(
+        catalog, subscriber, writer, platform, min_batch=50, gather_seconds=1.0, poll_pause=0.0625,
+        timer=time_.timer, sleep=time_.sleep,
+    )
+    assert sink.load_once() == 56  # 7 a pull, pausing between pulls, until min_batch (50) is passed
+    assert writer.inserts == [56] and time_.sleeps == [0.0625] * 7
+    sink.min_batch, sink.gather_seconds = 1000, 0.25
+    start = time_.now
+    sink.load_once()  # the window closes first: 0.25 s after the batch's first message
+    assert writer.inserts[1] == 35 and time_.now - start == 0.25  # pulls at 0, 1/16, ... 4/16 s
+
+
+def test_a_backlog_is_pulled_without_pausing(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
+    data = [m.data for m in clean_messages(catalog, outcome)]
+    time_ = FakeTime()
+    subscriber = ScriptedSubscriber()
+    subscriber.hands_out = FULL_PULL
+    subscriber.put("track_played_v1-bq", [received(data[i % len(data)], i) for i in range(1200)])
+    writer = CountingWriter()
+    sink = event_sink(catalog, subscriber, writer, platform, timer=time_.timer, sleep=time_.sleep)
+    assert sink.load_once() == 1200 and time_.sleeps == []  # full pulls, then one empty: the backlog is drained
+    assert subscriber.waits == [True] + [False] * 12
 
 
 def test_a_failed_insert_nacks_the_batch_for_redelivery(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
@@ -339,6 +406,18 @@ def test_status_reports_tables_and_sinks(api: Any) -> None:
     assert status["ready"] is False
     assert status["tables"]["events.track_played_v1"] == 0 and status["tables"]["platform.failed_events"] == 0
     assert set(status["sinks"]) == {s.plan.name for s in runtime.sinks}
+
+
+def test_sinks_reports_the_sink_counters_without_querying(api: Any, warehouse: DuckDBWarehouse) -> None:
+    runtime, client = api
+    runtime.sinks[0].stats.loaded(7, 6, 1, None, NOW)
+    queries: list[str] = []
+    original = warehouse.row_count
+    warehouse.row_count = lambda *a, **k: queries.append("row_count") or original(*a, **k)  # type: ignore[method-assign]
+    sinks = client.sinks()["sinks"]
+    assert sinks[runtime.sinks[0].plan.name]["rows"] == 6 and sinks[runtime.sinks[0].plan.name]["failures"] == 1
+    assert sink_rows(client.sinks()) == 7 and queries == []
+    assert client.status()["sinks"] == sinks and queries  # /status counts the tables
 
 
 def test_a_runtime_that_is_not_there_is_named() -> None:
