@@ -122,7 +122,7 @@ class Subscriber(Protocol):
 class Writer(Protocol):
     """What the sinks and the HTTP API need from the DuckDB warehouse."""
 
-    def insert_rows(self, table_ref: str, rows: Sequence[Mapping[str, Any]]) -> int: ...
+    def insert_rows(self, table_ref: str, rows: Sequence[Mapping[str, Any]], *, typed: bool = False) -> int: ...
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
@@ -200,6 +200,9 @@ class Converted:
 class EventRows:
     """Clean-topic messages (Avro BINARY) → rows of `events.<key>`."""
 
+    typed = True
+    """Every value has its column's Python type: the table's own codec decoded it."""
+
     def __init__(self, key: str, codec: Decoder, subscription_path: str, quarantine: Quarantine) -> None:
         self.key = key
         self.codec = codec
@@ -234,6 +237,8 @@ class EventRows:
 class FailedRows:
     """`failed-events` messages (FailedEvent JSON) → rows of `platform.failed_events`."""
 
+    typed = False
+
     def __init__(self, subscription_path: str, quarantine: Quarantine) -> None:
         self.path = subscription_path
         self.quarantine = quarantine
@@ -259,6 +264,8 @@ class FailedRows:
 
 class DeadLetterRows:
     """Dead-lettered raw batches → one `dead_lettered` failed-event row per event."""
+
+    typed = False
 
     def __init__(self, key: str, subscription_path: str, quarantine: Quarantine) -> None:
         self.key = key
@@ -319,6 +326,10 @@ def _identity(event: object) -> tuple[str | None, str | None, int | None, dateti
 
 
 class Converter(Protocol):
+    typed: bool
+    """True when every row's values already have their columns' Python types (the insert
+    may skip its per-value check, see `DuckDBWarehouse.insert_rows`)."""
+
     def convert(self, messages: Sequence[Received], now: datetime) -> Converted: ...
 
 
@@ -508,6 +519,11 @@ class Sink:
         if not rows:
             return 0
         try:
+            if self.converter.typed:
+                try:
+                    return self.writer.insert_rows(self.plan.table_ref, rows, typed=True)
+                except PlatformError:
+                    pass  # some row does not fit after all: insert again with the checks, to learn which
             return self.writer.insert_rows(self.plan.table_ref, rows)
         except InvalidRows as exc:
             bad = set(exc.rows)

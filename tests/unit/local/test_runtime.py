@@ -131,7 +131,7 @@ class CountingWriter:
     def __init__(self) -> None:
         self.inserts: list[int] = []
 
-    def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
+    def insert_rows(self, table_ref: str, rows: Sequence[Any], *, typed: bool = False) -> int:
         self.inserts.append(len(rows))
         return len(rows)
 
@@ -246,7 +246,7 @@ def test_a_backlog_is_pulled_without_pausing(catalog: Any, outcome: Any, platfor
 
 def test_a_failed_insert_nacks_the_batch_for_redelivery(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
     class BrokenWriter:
-        def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
+        def insert_rows(self, table_ref: str, rows: Sequence[Any], *, typed: bool = False) -> int:
             raise PlatformError("inserting into events.track_played_v1 failed on the local DuckDB warehouse: disk full")
 
     messages = clean_messages(catalog, outcome)[:5]
@@ -301,6 +301,35 @@ def test_rows_the_table_refuses_are_quarantined_and_the_rest_inserted(
     (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
     assert failed["stage"] == "load" and "ms_played" in failed["detail"] and failed["event_id"].startswith("rt-")
     assert orjson.loads(platform.quarantine_decrypt(failed["payload_ciphertext"], failed["event_id"]))["ms_played"] == "lots"
+
+
+def test_a_decoded_row_duckdb_refuses_is_found_by_the_checked_insert_and_quarantined(
+    catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys
+) -> None:
+    """Decoded rows are inserted without the per-value check (`typed`); when one does not
+    fit after all (here a NULL in a REQUIRED column, which only DuckDB notices), the sink
+    inserts again with the checks and quarantines just that row."""
+
+    class NullingCodec:
+        def __init__(self) -> None:
+            self.codec = codec_for(catalog.schema("track_played"))
+            self.count = 0
+
+        def decode(self, data: bytes) -> dict[str, Any]:
+            row = self.codec.decode(data)
+            self.count += 1
+            if self.count == 3:
+                row["track_id"] = None
+            return row
+
+    subscriber = ScriptedSubscriber()
+    subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:5])
+    plan = plan_topology(catalog.schemas, None).sink("track_played_v1-bq")
+    sink = Sink(plan, subscriber, warehouse, EventRows("track_played_v1", NullingCodec(), PATH, platform), lambda: NOW, platform)
+    assert sink.load_once() == 5
+    assert warehouse.row_count("events.track_played_v1") == 4 and len(subscriber.acked) == 5
+    (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
+    assert failed["stage"] == "load" and "track_id" in failed["detail"] and "required" in failed["detail"]
 
 
 def test_the_pull_size_shrinks_when_a_response_is_too_large_and_grows_back(
