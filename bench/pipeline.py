@@ -16,12 +16,14 @@ accounting). Three passes over the same user population:
 
 Figures:
 - end to end = events posted ÷ seconds from the first POST until every event is accounted
-  for (a row in its table or a failed event);
+  for (a row in its table or a failed event; the request bodies are encoded before the
+  clock starts, and the counting queries wait for the runtime's cheap `/sinks` counters);
 - floor 1, the Pub/Sub emulator's own publish→pull rate for the same number of messages of
   the same size: the warm pass's clean messages (Avro rows encoded offline from the same
-  events), published by 4 threads in batches of 1,000 to a fresh topic and pulled + acked
-  by 2 threads, on the stack's emulator — the least the pipeline pays to move its clean
-  events through Pub/Sub once (it also moves the raw batches and the failed events);
+  events), published by 4 threads in batches of 1,000 to a fresh topic and pulled (without
+  waiting pulls, like the sinks: see `PubSubAdmin.pull`) + acked by 2 threads, on the
+  stack's emulator — the least the pipeline pays to move its clean events through Pub/Sub
+  once (it also moves the raw batches and the failed events);
 - floor 2, a straight DuckDB insert of the same clean rows (`DuckDBWarehouse.insert_rows`
   in batches of 5,000, into a fresh database file) — the least the sink pays;
 - the ratios end-to-end ÷ floor, and the CPU seconds each process of the stack used during
