@@ -275,27 +275,33 @@ def test_an_undecodable_message_becomes_a_failed_event_and_is_acked(
     assert platform.quarantine_decrypt(failed["payload_ciphertext"], "") == b"\x02\x03not avro"
 
 
+class Tampering:
+    """Decodes, then breaks the `nth` row the way a buggy producer would."""
+
+    def __init__(self, catalog: Any, *, nth: int, column: str, value: Any) -> None:
+        self.codec = codec_for(catalog.schema("track_played"))
+        self.nth, self.column, self.value = nth, column, value
+        self.count = 0
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        row = self.codec.decode(data)
+        self.count += 1
+        if self.count == self.nth:
+            row[self.column] = self.value
+        return row
+
+
+def tampered_sink(catalog: Any, subscriber: ScriptedSubscriber, writer: Any, platform: PlatformKeys, codec: Tampering) -> Sink:
+    plan = plan_topology(catalog.schemas, None).sink("track_played_v1-bq")
+    return Sink(plan, subscriber, writer, EventRows("track_played_v1", codec, PATH, platform), lambda: NOW, platform)
+
+
 def test_rows_the_table_refuses_are_quarantined_and_the_rest_inserted(
     catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys
 ) -> None:
-    class Tampering:
-        """Decodes, then breaks one row the way a buggy producer would."""
-
-        def __init__(self) -> None:
-            self.codec = codec_for(catalog.schema("track_played"))
-            self.count = 0
-
-        def decode(self, data: bytes) -> dict[str, Any]:
-            row = self.codec.decode(data)
-            self.count += 1
-            if self.count == 2:
-                row["ms_played"] = "lots"
-            return row
-
     subscriber = ScriptedSubscriber()
     subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:4])
-    plan = plan_topology(catalog.schemas, None).sink("track_played_v1-bq")
-    sink = Sink(plan, subscriber, warehouse, EventRows("track_played_v1", Tampering(), PATH, platform), lambda: NOW, platform)
+    sink = tampered_sink(catalog, subscriber, warehouse, platform, Tampering(catalog, nth=2, column="ms_played", value="lots"))
     sink.load_once()
     assert warehouse.row_count("events.track_played_v1") == 3 and len(subscriber.acked) == 4
     (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
@@ -310,22 +316,9 @@ def test_a_decoded_row_duckdb_refuses_is_found_by_the_checked_insert_and_quarant
     fit after all (here a NULL in a REQUIRED column, which only DuckDB notices), the sink
     inserts again with the checks and quarantines just that row."""
 
-    class NullingCodec:
-        def __init__(self) -> None:
-            self.codec = codec_for(catalog.schema("track_played"))
-            self.count = 0
-
-        def decode(self, data: bytes) -> dict[str, Any]:
-            row = self.codec.decode(data)
-            self.count += 1
-            if self.count == 3:
-                row["track_id"] = None
-            return row
-
     subscriber = ScriptedSubscriber()
     subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:5])
-    plan = plan_topology(catalog.schemas, None).sink("track_played_v1-bq")
-    sink = Sink(plan, subscriber, warehouse, EventRows("track_played_v1", NullingCodec(), PATH, platform), lambda: NOW, platform)
+    sink = tampered_sink(catalog, subscriber, warehouse, platform, Tampering(catalog, nth=3, column="track_id", value=None))
     assert sink.load_once() == 5
     assert warehouse.row_count("events.track_played_v1") == 4 and len(subscriber.acked) == 5
     (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
