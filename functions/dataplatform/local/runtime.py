@@ -84,7 +84,8 @@ FULL_PULL = 100
 Pub/Sub emulator hands out at most 100 messages a pull whatever `max_messages` says (and real
 Pub/Sub may return fewer than asked)."""
 GATHER_SECONDS = 0.25
-"""...and at most this long from its first message, so a trickle is loaded within ~1/4 s."""
+"""How long a batch may wait for more messages after its first one: a trickle is loaded
+within ~1/4 s."""
 FAILED_PULL_MAX_MESSAGES = 50
 """Failed events carry their quarantined payload (up to ~140 KB for a 100 KB event), and the
 Pub/Sub client refuses pull responses over 4 MB (see `Sink.gather`)."""
