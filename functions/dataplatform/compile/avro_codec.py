@@ -231,15 +231,18 @@ def _emit_field(src: _Source, depth: int, field: Mapping[str, Any], record: str,
     _emit_encode(src, depth, field["type"], v, path, paths)
 
 
-def _emit_decode(src: _Source, depth: int, avro_type: Any, target: str) -> None:
-    """Append code that reads one value at `pos` of `data` into variable `target`."""
+def _emit_decode(src: _Source, depth: int, avro_type: Any, target: str, *, raw_times: bool = False) -> None:
+    """Append code that reads one value at `pos` of `data` into variable `target`.
+
+    `raw_times`: a TIMESTAMP stays int microseconds and a DATE int days since the epoch
+    (for `decode_values`; nested values are always datetime/date)."""
     kind = _kind(avro_type)
     if kind == "union":
         src.add(depth, "branch = data[pos]; pos += 1")
         src.add(depth, "if branch == 0:")
         src.add(depth + 1, f"{target} = None")
         src.add(depth, "elif branch == 2:")
-        _emit_decode(src, depth + 1, avro_type[1], target)
+        _emit_decode(src, depth + 1, avro_type[1], target, raw_times=raw_times)
         src.add(depth, "else:")
         src.add(depth + 1, "raise AvroDecodeError('union branch index out of range')")
     elif kind in ("string", "bytes"):
@@ -258,9 +261,9 @@ def _emit_decode(src: _Source, depth: int, avro_type: Any, target: str) -> None:
         src.add(depth, f"if {flag} > 1: raise AvroDecodeError('boolean byte is not 0 or 1')")
         src.add(depth, f"{target} = {flag} == 1")
     elif kind == "timestamp-micros":
-        src.add(depth, f"{target}, pos = read_long(data, pos); {target} = _timestamp({target})")
+        src.add(depth, f"{target}, pos = read_long(data, pos)" + ("" if raw_times else f"; {target} = _timestamp({target})"))
     elif kind == "date":
-        src.add(depth, f"{target}, pos = read_long(data, pos); {target} = _date({target})")
+        src.add(depth, f"{target}, pos = read_long(data, pos)" + ("" if raw_times else f"; {target} = _date({target})"))
     elif kind == "record":
         names = []
         for field in avro_type["fields"]:
@@ -297,7 +300,9 @@ _NAMESPACE: dict[str, Any] = {
 }
 
 
-def _compile(record: Mapping[str, Any]) -> tuple[Callable[[Mapping[str, Any]], bytes], Callable[[bytes], dict], list[str]]:
+def _compile(
+    record: Mapping[str, Any],
+) -> tuple[Callable[[Mapping[str, Any]], bytes], Callable[[bytes], dict], Callable[[bytes], tuple], list[str]]:
     paths: list[str] = []
     enc = _Source()
     enc.add(0, "def encode(row):")
@@ -317,10 +322,22 @@ def _compile(record: Mapping[str, Any]) -> tuple[Callable[[Mapping[str, Any]], b
     dec.add(1, "if pos != size: raise AvroDecodeError(f'{size - pos} trailing byte(s) after the record')")
     dec.add(1, "return row")
 
+    values = _Source()
+    values.add(0, "def decode_values(data):")
+    values.add(1, "pos = 0; size = len(data)")
+    names = []
+    for field in record["fields"]:
+        v = values.name("v")
+        _emit_decode(values, 1, field["type"], v, raw_times=True)
+        names.append(v)
+    values.add(1, "if pos != size: raise AvroDecodeError(f'{size - pos} trailing byte(s) after the record')")
+    values.add(1, f"return ({', '.join(names)},)")
+
     namespace = dict(_NAMESPACE, _Failed=_Failed)
     exec(compile("\n".join(enc.lines), f"<avro encoder {record['name']}>", "exec"), namespace)  # noqa: S102
     exec(compile("\n".join(dec.lines), f"<avro decoder {record['name']}>", "exec"), namespace)  # noqa: S102
-    return namespace["encode"], namespace["decode"], paths
+    exec(compile("\n".join(values.lines), f"<avro values decoder {record['name']}>", "exec"), namespace)  # noqa: S102
+    return namespace["encode"], namespace["decode"], namespace["decode_values"], paths
 
 
 class _Failed(Exception):
@@ -336,12 +353,14 @@ class AvroCodec:
     Build once per schema (`codec_for` caches) and share: it is immutable and thread-safe.
     """
 
-    __slots__ = ("key", "schema", "_encode", "_decode", "_paths")
+    __slots__ = ("key", "schema", "columns", "_encode", "_decode", "_decode_values", "_paths")
 
     def __init__(self, schema: EventSchema) -> None:
         self.key = schema.key
         self.schema: dict = avro_schema(schema)
-        self._encode, self._decode, self._paths = _compile(self.schema)
+        self.columns: tuple[str, ...] = tuple(field["name"] for field in self.schema["fields"])
+        """The top-level columns, in the order `decode_values` returns them."""
+        self._encode, self._decode, self._decode_values, self._paths = _compile(self.schema)
 
     def __repr__(self) -> str:
         return f"AvroCodec({self.key!r})"
@@ -363,8 +382,17 @@ class AvroCodec:
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """One Avro BINARY message body → the warehouse row (aware UTC datetimes, dates, bytes)."""
+        return self._decoded(self._decode, data)
+
+    def decode_values(self, data: bytes) -> tuple[Any, ...]:
+        """One message body → its top-level values in `columns` order, TIMESTAMP as int
+        microseconds and DATE as int days since the epoch (nested values as in `decode`):
+        what a columnar insert needs, without a dict or a datetime per row."""
+        return self._decoded(self._decode_values, data)
+
+    def _decoded(self, decode: Callable[[bytes], Any], data: bytes) -> Any:
         try:
-            return self._decode(bytes(data))
+            return decode(bytes(data))
         except AvroDecodeError as exc:
             raise AvroDecodeError(f"message is not a valid Avro record of {self.key}: {exc}") from None
         except (IndexError, UnicodeDecodeError, struct.error, ValueError, OverflowError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -321,6 +322,38 @@ def test_typed_rows_skip_the_value_checks_but_never_write_a_row_that_does_not_fi
         warehouse.insert_rows(PLAYS.ref, [play(4), play(5, event_id=None)], typed=True)
     assert SECRET not in str(info.value)
     assert warehouse.row_count(PLAYS.ref) == 2 and calls == []
+
+
+def test_columns_insert_the_same_rows_as_dicts(warehouse: DuckDBWarehouse) -> None:
+    rows = [play(i) for i in range(3)]
+    names = [n for n in rows[0] if n != "ratio"]  # a missing column is NULL
+    columns = {name: [row[name] for row in rows] for name in names}
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    columns["event_time"] = [(row["event_time"] - epoch) // timedelta(microseconds=1) for row in rows]  # int µs
+    assert warehouse.insert_columns(PLAYS.ref, columns, 3) == 3
+    assert warehouse.query("SELECT * FROM events.plays_v1 ORDER BY event_id") == [{**row, "ratio": None} for row in rows]
+    assert warehouse.insert_columns(PLAYS.ref, {}, 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ms_played": [1, SECRET]}, "column ms_played does not fit its type int64"),
+        ({"ms_played": [1]}, "column ms_played does not fit"),
+        ({"surprise": [1, 2]}, "unknown column(s) surprise"),
+        ({"event_id": ["e1", None]}, "inserting into events.plays_v1"),
+    ],
+    ids=["bad-value", "short-column", "unknown-column", "null-in-required"],
+)
+def test_columns_that_do_not_fit_write_nothing_and_name_the_column(
+    warehouse: DuckDBWarehouse, change: dict, message: str
+) -> None:
+    rows = [play(0), play(1)]
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    columns.update(change)
+    with pytest.raises(PlatformError, match=re.escape(message)) as info:
+        warehouse.insert_columns(PLAYS.ref, columns, 2)
+    assert SECRET not in str(info.value) and warehouse.row_count(PLAYS.ref) == 0
 
 
 def test_a_row_missing_a_required_column_is_refused(warehouse: DuckDBWarehouse) -> None:

@@ -107,6 +107,23 @@ def test_codec_agrees_with_fastavro(name: str, data: st.DataObject) -> None:
     assert encoded == _fastavro_bytes(codec.schema, row)
     assert codec.decode(encoded) == row
     assert _fastavro_read(codec.schema, encoded) == row
+    assert codec.decode_values(encoded) == _values_of(codec, row)
+
+
+def _values_of(codec: AvroCodec, row: dict) -> tuple:
+    """`decode_values`' expected answer: top-level values in column order, TIMESTAMP as int
+    microseconds and DATE as int days since the epoch."""
+    out = []
+    for field, name in zip(codec.schema["fields"], codec.columns):
+        value = row[name]
+        inner = field["type"][1] if isinstance(field["type"], list) else field["type"]
+        logical = inner.get("logicalType") if isinstance(inner, dict) else None
+        if value is not None and logical == "timestamp-micros":
+            value = (value - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+        elif value is not None and logical == "date":
+            value = (value - date(1970, 1, 1)).days
+        out.append(value)
+    return tuple(out)
 
 
 def test_repo_catalog_codecs_compile_and_round_trip(catalog: Any) -> None:
@@ -259,6 +276,10 @@ def test_truncated_trailing_and_bad_union_data_is_refused(track: AvroCodec) -> N
         track.decode(b"")
     with pytest.raises(AvroDecodeError):
         track.decode(b"\xff" * 12)
+    with pytest.raises(AvroDecodeError, match=r"1 trailing byte"):
+        track.decode_values(data + b"\x00")
+    with pytest.raises(AvroDecodeError, match=r"not a valid Avro record of track_played_v1"):
+        track.decode_values(data[:-1])
 
 
 def test_bad_union_index_is_refused() -> None:

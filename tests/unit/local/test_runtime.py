@@ -135,6 +135,10 @@ class CountingWriter:
         self.inserts.append(len(rows))
         return len(rows)
 
+    def insert_columns(self, table_ref: str, columns: Any, count: int) -> int:
+        self.inserts.append(count)
+        return count
+
 
 # --------------------------------------------------------------------------- event sink
 
@@ -157,6 +161,30 @@ def test_clean_messages_are_inserted_with_metadata_then_acked(catalog: Any, outc
     assert rows[0]["subscription_name"] == PATH and orjson.loads(rows[0]["attributes"]) == {"raw_message_id": "7"}
     stats = sink.stats.snapshot()
     assert stats["messages"] == stats["rows"] == len(messages) and stats["errors"] == 0
+
+
+def test_columnar_and_row_conversion_load_the_same_table(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
+    class RowsOnly:
+        """The codec without `decode_values`: EventRows falls back to a dict per row."""
+
+        def __init__(self) -> None:
+            self.decode = codec_for(catalog.schema("track_played")).decode
+
+    tables = []
+    for codec in (codec_for(catalog.schema("track_played")), RowsOnly()):
+        with DuckDBWarehouse() as warehouse:
+            ensure_warehouse(warehouse, catalog)
+            subscriber = ScriptedSubscriber()
+            subscriber.put("track_played_v1-bq", [*clean_messages(catalog, outcome), received(b"\x02 not avro", 999)])
+            plan = plan_topology(catalog.schemas, None).sink("track_played_v1-bq")
+            Sink(plan, subscriber, warehouse, EventRows("track_played_v1", codec, PATH, platform), lambda: NOW, platform).load_once()
+            tables.append(
+                (
+                    warehouse.query("SELECT * FROM events.track_played_v1 ORDER BY message_id"),
+                    warehouse.query("SELECT event_type, stage, detail FROM platform.failed_events"),
+                )
+            )
+    assert tables[0] == tables[1] and len(tables[0][0]) == len(outcome.clean["track_played_v1"]) and len(tables[0][1]) == 1
 
 
 def test_a_backlog_is_gathered_into_one_insert(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
@@ -249,6 +277,9 @@ def test_a_failed_insert_nacks_the_batch_for_redelivery(catalog: Any, outcome: A
         def insert_rows(self, table_ref: str, rows: Sequence[Any], *, typed: bool = False) -> int:
             raise PlatformError("inserting into events.track_played_v1 failed on the local DuckDB warehouse: disk full")
 
+        def insert_columns(self, table_ref: str, columns: Any, count: int) -> int:
+            return self.insert_rows(table_ref, [])
+
     messages = clean_messages(catalog, outcome)[:5]
     subscriber = ScriptedSubscriber()
     subscriber.put("track_played_v1-bq", messages)
@@ -276,19 +307,27 @@ def test_an_undecodable_message_becomes_a_failed_event_and_is_acked(
 
 
 class Tampering:
-    """Decodes, then breaks the `nth` row the way a buggy producer would."""
+    """Decodes, then breaks the row of the `nth` message (by its event id, so decoding the
+    same messages again breaks the same row) the way a buggy producer would — through both
+    the row and the columnar decoder."""
 
-    def __init__(self, catalog: Any, *, nth: int, column: str, value: Any) -> None:
+    def __init__(self, catalog: Any, messages: Sequence[ReceivedMessage], *, nth: int, column: str, value: Any) -> None:
         self.codec = codec_for(catalog.schema("track_played"))
-        self.nth, self.column, self.value = nth, column, value
-        self.count = 0
+        self.target = self.codec.decode(messages[nth - 1].data)["event_id"]
+        self.columns = self.codec.columns
+        self.column, self.value = column, value
 
     def decode(self, data: bytes) -> dict[str, Any]:
         row = self.codec.decode(data)
-        self.count += 1
-        if self.count == self.nth:
+        if row["event_id"] == self.target:
             row[self.column] = self.value
         return row
+
+    def decode_values(self, data: bytes) -> tuple[Any, ...]:
+        values = self.codec.decode_values(data)
+        if values[0] == self.target:
+            values = tuple(self.value if name == self.column else v for name, v in zip(self.columns, values))
+        return values
 
 
 def tampered_sink(catalog: Any, subscriber: ScriptedSubscriber, writer: Any, platform: PlatformKeys, codec: Tampering) -> Sink:
@@ -300,8 +339,9 @@ def test_rows_the_table_refuses_are_quarantined_and_the_rest_inserted(
     catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys
 ) -> None:
     subscriber = ScriptedSubscriber()
-    subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:4])
-    sink = tampered_sink(catalog, subscriber, warehouse, platform, Tampering(catalog, nth=2, column="ms_played", value="lots"))
+    messages = clean_messages(catalog, outcome)[:4]
+    subscriber.put("track_played_v1-bq", messages)
+    sink = tampered_sink(catalog, subscriber, warehouse, platform, Tampering(catalog, messages, nth=2, column="ms_played", value="lots"))
     sink.load_once()
     assert warehouse.row_count("events.track_played_v1") == 3 and len(subscriber.acked) == 4
     (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
@@ -317,8 +357,9 @@ def test_a_decoded_row_duckdb_refuses_is_found_by_the_checked_insert_and_quarant
     inserts again with the checks and quarantines just that row."""
 
     subscriber = ScriptedSubscriber()
-    subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:5])
-    sink = tampered_sink(catalog, subscriber, warehouse, platform, Tampering(catalog, nth=3, column="track_id", value=None))
+    messages = clean_messages(catalog, outcome)[:5]
+    subscriber.put("track_played_v1-bq", messages)
+    sink = tampered_sink(catalog, subscriber, warehouse, platform, Tampering(catalog, messages, nth=3, column="track_id", value=None))
     assert sink.load_once() == 5
     assert warehouse.row_count("events.track_played_v1") == 4 and len(subscriber.acked) == 5
     (failed,) = warehouse.query("SELECT * FROM platform.failed_events")
