@@ -24,8 +24,8 @@ converted to one Arrow table with the table's own Arrow schema and inserted with
 (nested RECORDs, BYTES) into a database file: 30,000-47,000 rows/s end to end in batches
 of 500-5,000 rows (the checks alone ~100,000 rows/s, Arrow conversion + insert alone
 ~180,000). The alternatives measured: `executemany` ~400 rows/s, one STRUCT[] parameter
-unnested ~8,000 rows/s. Rows decoded by the table's own codec skip the checks (`typed`).
-Needs `pyarrow` (a local-stack dependency, like DuckDB itself).
+unnested ~8,000 rows/s. Rows decoded by the table's own codec go in column by column,
+without the checks (`insert_columns`). Needs `pyarrow` (a local-stack dependency, like DuckDB itself).
 
 What DuckDB does not do (see `Capabilities`): partition decorators (replace_partition is a
 DELETE + INSERT in one transaction, with BigQuery's check that every row belongs to the
@@ -307,28 +307,20 @@ class DuckDBWarehouse(BaseWarehouse):
 
     # ----------------------------------------------------------------- writes
 
-    def insert_rows(self, table_ref: str, rows: Sequence[Mapping[str, Any]], *, typed: bool = False) -> int:
+    def insert_rows(self, table_ref: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Append rows (dicts; nested dicts/lists, bytes, datetimes) in one statement.
 
         All or nothing: any row that does not fit raises `InvalidRows` naming every bad
         row and column, and nothing is written.
-
-        `typed=True`: the caller vouches for every value's Python type (rows decoded by the
-        table's own Avro codec, compiled from the same schema), so the per-value check —
-        ~12 µs a row, a tenth of the local sink's CPU — is skipped. A row that does not fit
-        anyway still fails the whole insert: as `InvalidRows` when Arrow refuses a value,
-        as a PlatformError when DuckDB refuses it (a NULL in a REQUIRED column); the caller
-        then inserts again without `typed` to learn which rows.
         """
         import pyarrow as pa
 
         if not rows:
             return 0
         target = self._target(table_ref)
-        if not typed:
-            problems = target.checker.problems(rows)
-            if problems:
-                raise InvalidRows(table_ref, problems, len(rows))
+        problems = target.checker.problems(rows)
+        if problems:
+            raise InvalidRows(table_ref, problems, len(rows))
         if target.checker.has_repeated:
             rows = [target.checker.fill_repeated(row) for row in rows]
         try:
@@ -341,8 +333,9 @@ class DuckDBWarehouse(BaseWarehouse):
     def insert_columns(self, table_ref: str, columns: Mapping[str, Sequence[Any]], count: int) -> int:
         """Append `count` rows given column by column (name → values), in one statement.
 
-        The columnar twin of `insert_rows(typed=True)` for a caller that decoded its rows
-        into columns (the local sink, from Avro): each column becomes one Arrow array of
+        For a caller that decoded its rows into columns with the table's own codec (the
+        local sink, from Avro), so the per-value checks of `insert_rows` (~12 µs a row) are
+        skipped: each column becomes one Arrow array of
         the table's own type (TIMESTAMP values may be int microseconds and DATE values int
         days since the epoch), missing columns are NULL — no dict per row, no per-value
         check. All or nothing: a value that does not fit raises a PlatformError naming the

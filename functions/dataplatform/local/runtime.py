@@ -127,7 +127,7 @@ class Subscriber(Protocol):
 class Writer(Protocol):
     """What the sinks and the HTTP API need from the DuckDB warehouse."""
 
-    def insert_rows(self, table_ref: str, rows: Sequence[Mapping[str, Any]], *, typed: bool = False) -> int: ...
+    def insert_rows(self, table_ref: str, rows: Sequence[Mapping[str, Any]]) -> int: ...
 
     def insert_columns(self, table_ref: str, columns: Mapping[str, Sequence[Any]], count: int) -> int: ...
 
@@ -153,8 +153,13 @@ def metadata(message: Received, subscription_path: str) -> dict[str, Any]:
         "message_id": message.message_id,
         "publish_time": message.publish_time,
         "subscription_name": subscription_path,
-        "attributes": orjson.dumps(dict(message.attributes)).decode() if message.attributes else None,
+        "attributes": attributes_text(message.attributes),
     }
+
+
+def attributes_text(attributes: Mapping[str, str]) -> str | None:
+    """The `attributes` metadata column: the message's attributes as JSON text, NULL when none."""
+    return orjson.dumps(dict(attributes)).decode() if attributes else None
 
 
 def failure_record(
@@ -214,9 +219,6 @@ class Converted:
 class EventRows:
     """Clean-topic messages (Avro BINARY) → rows of `events.<key>`, as columns when the
     codec can decode them so (`AvroCodec.decode_values`: no dict and no datetime per row)."""
-
-    typed = True
-    """Every value has its column's Python type: the table's own codec decoded it."""
 
     def __init__(self, key: str, codec: Decoder, subscription_path: str, quarantine: Quarantine) -> None:
         self.key = key
@@ -285,15 +287,13 @@ class _AttributesText:
     def __call__(self, attributes: Mapping[str, str]) -> str | None:
         if self._last is not None and self._last[0] == attributes:
             return self._last[1]
-        text = orjson.dumps(dict(attributes)).decode() if attributes else None
+        text = attributes_text(attributes)
         self._last = (attributes, text)
         return text
 
 
 class FailedRows:
     """`failed-events` messages (FailedEvent JSON) → rows of `platform.failed_events`."""
-
-    typed = False
 
     def __init__(self, subscription_path: str, quarantine: Quarantine) -> None:
         self.path = subscription_path
@@ -320,8 +320,6 @@ class FailedRows:
 
 class DeadLetterRows:
     """Dead-lettered raw batches → one `dead_lettered` failed-event row per event."""
-
-    typed = False
 
     def __init__(self, key: str, subscription_path: str, quarantine: Quarantine) -> None:
         self.key = key
@@ -382,10 +380,6 @@ def _identity(event: object) -> tuple[str | None, str | None, int | None, dateti
 
 
 class Converter(Protocol):
-    typed: bool
-    """True when every row's values already have their columns' Python types (the insert
-    may skip its per-value check, see `DuckDBWarehouse.insert_rows`)."""
-
     def convert(self, messages: Sequence[Received], now: datetime) -> Converted: ...
 
 
@@ -588,11 +582,6 @@ class Sink:
         if not rows:
             return 0
         try:
-            if self.converter.typed:
-                try:
-                    return self.writer.insert_rows(self.plan.table_ref, rows, typed=True)
-                except PlatformError:
-                    pass  # some row does not fit after all: insert again with the checks, to learn which
             return self.writer.insert_rows(self.plan.table_ref, rows)
         except InvalidRows as exc:
             bad = set(exc.rows)

@@ -131,7 +131,7 @@ class CountingWriter:
     def __init__(self) -> None:
         self.inserts: list[int] = []
 
-    def insert_rows(self, table_ref: str, rows: Sequence[Any], *, typed: bool = False) -> int:
+    def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
         self.inserts.append(len(rows))
         return len(rows)
 
@@ -274,7 +274,7 @@ def test_a_backlog_is_pulled_without_pausing(catalog: Any, outcome: Any, platfor
 
 def test_a_failed_insert_nacks_the_batch_for_redelivery(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
     class BrokenWriter:
-        def insert_rows(self, table_ref: str, rows: Sequence[Any], *, typed: bool = False) -> int:
+        def insert_rows(self, table_ref: str, rows: Sequence[Any]) -> int:
             raise PlatformError("inserting into events.track_played_v1 failed on the local DuckDB warehouse: disk full")
 
         def insert_columns(self, table_ref: str, columns: Any, count: int) -> int:
@@ -352,9 +352,9 @@ def test_rows_the_table_refuses_are_quarantined_and_the_rest_inserted(
 def test_a_decoded_row_duckdb_refuses_is_found_by_the_checked_insert_and_quarantined(
     catalog: Any, outcome: Any, warehouse: DuckDBWarehouse, platform: PlatformKeys
 ) -> None:
-    """Decoded rows are inserted without the per-value check (`typed`); when one does not
-    fit after all (here a NULL in a REQUIRED column, which only DuckDB notices), the sink
-    inserts again with the checks and quarantines just that row."""
+    """Decoded rows are inserted column by column without the per-value checks; when one
+    does not fit after all (here a NULL in a REQUIRED column, which only DuckDB notices),
+    the sink inserts the rows again with the checks and quarantines just that row."""
 
     subscriber = ScriptedSubscriber()
     messages = clean_messages(catalog, outcome)[:5]
