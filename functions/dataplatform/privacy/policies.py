@@ -42,6 +42,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Any, Protocol
 
 import msgspec
@@ -102,21 +103,37 @@ def truncate_ip(text: str) -> str:
     """IPv4 → /24 (`a.b.c.0`), IPv6 → /48, IPv4-mapped IPv6 → the IPv4 /24.
 
     Raises FieldRejected (without the value) for anything that is not an IP address.
-    IPv4 takes a regex fast path (0.4 µs instead of 3 µs through `ipaddress`).
+    IPv4 takes a regex fast path (0.4 µs instead of 3 µs through `ipaddress`); IPv6 takes
+    the C library's `inet_pton`/`inet_ntop` (0.8 µs instead of 11 µs), and `ipaddress` only
+    for what `inet_pton` refuses (a zone id `fe80::1%eth0`, or not an address at all). Both
+    print the RFC 5952 form; `tests/unit/privacy/test_policies.py` checks they agree.
     """
     if _IPV4.fullmatch(text) is not None:
         return text[: text.rfind(".")] + ".0"
     if ":" in text:
         try:
-            address = ipaddress.IPv6Address(text)
-        except ValueError:
-            pass
-        else:
-            if address.ipv4_mapped is not None:
-                return truncate_ip(str(address.ipv4_mapped))
-            # Rebuilt from the integer so a zone id (`fe80::1%eth0`) never survives.
-            return str(ipaddress.IPv6Address((int(address) >> 80) << 80))
+            packed = inet_pton(AF_INET6, text)
+        except (OSError, ValueError):  # ValueError: an embedded NUL
+            return _truncate_ipv6_slow(text)
+        if packed[:12] == _IPV4_MAPPED_PREFIX:
+            return inet_ntop(AF_INET, packed[12:15] + b"\x00")
+        return inet_ntop(AF_INET6, packed[:6] + _ZERO_80_BITS)
     raise FieldRejected("not an IP address: expected IPv4 a.b.c.d or IPv6")
+
+
+_IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+_ZERO_80_BITS = bytes(10)
+
+
+def _truncate_ipv6_slow(text: str) -> str:
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise FieldRejected("not an IP address: expected IPv4 a.b.c.d or IPv6") from None
+    if address.ipv4_mapped is not None:
+        return truncate_ip(str(address.ipv4_mapped))
+    # Rebuilt from the integer so a zone id (`fe80::1%eth0`) never survives.
+    return str(ipaddress.IPv6Address((int(address) >> 80) << 80))
 
 
 def parse_rfc3339(text: str) -> datetime | None:

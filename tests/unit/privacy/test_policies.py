@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import tink
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataplatform.compile.bigquery_schema import BqField, event_table
@@ -129,6 +129,63 @@ def row_columns(row: dict[str, Any]) -> list[Any]:
 )
 def test_truncate_ip_vectors(address: str, truncated: str) -> None:
     assert truncate_ip(address) == truncated
+
+
+def _reference_truncate_ip(text: str) -> str | None:
+    """What `ipaddress` alone says (the definition the fast paths must agree with)."""
+    try:
+        address = ipaddress.ip_address(text) if "%" not in text else ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(ipaddress.IPv4Address((int(address) >> 8) << 8))
+    return str(ipaddress.IPv6Address((int(address) >> 80) << 80))
+
+
+def _truncated_or_none(text: str) -> str | None:
+    try:
+        return truncate_ip(text)
+    except FieldRejected:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=st.integers(0, 2**128 - 1),
+    zeros=st.integers(0, 7),
+    form=st.sampled_from(["compressed", "exploded", "upper", "mapped", "zone"]),
+)
+def test_truncate_ip_ipv6_fast_path_agrees_with_ipaddress(value: int, zeros: int, form: str) -> None:
+    value = (value >> (16 * zeros)) << (16 * zeros)  # runs of zero groups, compressed differently
+    address = ipaddress.IPv6Address(value)
+    text = {
+        "compressed": address.compressed,
+        "exploded": address.exploded,
+        "upper": address.compressed.upper(),
+        "mapped": f"::ffff:{ipaddress.IPv4Address(value & 0xFFFFFFFF)}",
+        "zone": f"{address.compressed}%eth0",
+    }[form]
+    assert truncate_ip(text) == _reference_truncate_ip(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet="0123456789abcdefABCDEFx:.%/ ", min_size=1, max_size=45).filter(lambda t: ":" in t))
+def test_truncate_ip_accepts_exactly_what_ipaddress_accepts(text: str) -> None:
+    assert _truncated_or_none(text) == _reference_truncate_ip(text)
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        "::1.2.3.4", "::ffff:1.2.3.4", "::ffff:01.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1::2:3:4:5:6:7",
+        "00001::", "1:2:3:4:5:6:7:8:9", ":1::", "1::", "::", "0:0:0:0:0:ffff:102:304", "::ffff:1.2.3",
+        "fe80::1%", "fe80::1%eth0%x", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1.2.3.4::",
+    ],
+)
+def test_truncate_ip_edge_forms_agree_with_ipaddress(edge: str) -> None:
+    assert _truncated_or_none(edge) == _reference_truncate_ip(edge)
 
 
 @pytest.mark.parametrize(
