@@ -76,9 +76,23 @@ def _length(n: int) -> bytes:
     return _LENGTHS[n] if n < _SMALL else encode_long(n)
 
 
-def _micros(value: datetime) -> int:
+def _timestamp_long(value: datetime) -> bytes:
+    """`encode_long(_micros(value))`, with the 8-byte varint of every time from 1978 to 3111
+    written in one expression (1.6 µs instead of 2.5: clean rows carry two or three)."""
     delta = value - EPOCH  # TypeError for a naive datetime: rows carry aware UTC times
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    n = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if _EIGHT_BYTE_MICROS_LOW <= n < _EIGHT_BYTE_MICROS_HIGH:
+        n <<= 1  # zigzag of a positive value
+        return bytes((
+            n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14 & 0x7F | 0x80, n >> 21 & 0x7F | 0x80,
+            n >> 28 & 0x7F | 0x80, n >> 35 & 0x7F | 0x80, n >> 42 & 0x7F | 0x80, n >> 49,
+        ))
+    return encode_long(n)
+
+
+_EIGHT_BYTE_MICROS_LOW = 1 << 48
+_EIGHT_BYTE_MICROS_HIGH = 1 << 55
+"""Microseconds whose zigzag (2n) needs exactly 8 varint bytes: 2^49 <= 2n < 2^56."""
 
 
 def _days(value: date) -> int:
@@ -199,7 +213,7 @@ def _emit_encode(src: _Source, depth: int, avro_type: Any, value: str, path: str
         src.add(depth, f"elif {value} is False: out += b'\\x00'")
         src.add(depth, "else: raise TypeError")
     elif kind == "timestamp-micros":
-        src.add(depth, f"out += encode_long(_micros({value}))")
+        src.add(depth, f"out += _timestamp_long({value})")
     elif kind == "date":
         src.add(depth, f"out += encode_long(_days({value}))")
     elif kind == "record":
@@ -291,7 +305,7 @@ _NAMESPACE: dict[str, Any] = {
     "_length": _length,
     "encode_long": encode_long,
     "read_long": read_long,
-    "_micros": _micros,
+    "_timestamp_long": _timestamp_long,
     "_days": _days,
     "_pack_double": _pack_double,
     "_unpack_double": _unpack_double,

@@ -21,6 +21,7 @@ from dataplatform.compile.avro_codec import (
     AvroCodec,
     AvroDecodeError,
     AvroEncodeError,
+    _timestamp_long,
     codec_for,
     encode_long,
     read_long,
@@ -196,6 +197,15 @@ def test_long_round_trip(value: int) -> None:
     encoded = encode_long(value)
     assert read_long(encoded + b"\x99", 0) == (value, len(encoded))
     assert encoded == _fastavro_bytes({"type": "record", "name": "r", "fields": [{"name": "v", "type": "long"}]}, {"v": value})
+
+
+@pytest.mark.parametrize(
+    "micros",
+    [0, 1, -1, 2**48 - 1, 2**48, 2**48 + 1, 2**55 - 1, 2**55, 2**55 + 1, -(2**48), 1_764_800_000_123_456, 2**57],
+)
+def test_timestamp_varint_fast_path_matches_encode_long_at_its_boundaries(micros: int) -> None:
+    value = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    assert _timestamp_long(value) == encode_long(micros)
 
 
 def test_long_out_of_range_is_refused() -> None:
