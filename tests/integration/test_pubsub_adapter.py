@@ -221,6 +221,8 @@ def test_pulled_messages_carry_utc_publish_times_and_plain_values(
     assert type(received.attributes) is dict and type(received.ack_id) is str
     assert received.publish_time is not None and received.publish_time.utcoffset() == timedelta(0)
     assert before - timedelta(minutes=1) < received.publish_time < datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert type(received.publish_micros) is int
+    assert received.publish_time == datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=received.publish_micros)
     assert received.delivery_attempt == 0  # no dead-letter policy on this subscription
 
 

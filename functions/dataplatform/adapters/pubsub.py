@@ -243,10 +243,19 @@ class ReceivedMessage(NamedTuple):
     message_id: str
     data: bytes
     attributes: Mapping[str, str]
-    publish_time: datetime | None
-    """When Pub/Sub accepted it (UTC); None only if the server left it unset."""
+    publish_micros: int | None
+    """When Pub/Sub accepted it, in microseconds since the epoch (Pub/Sub's own precision;
+    what a TIMESTAMP column takes); None only if the server left it unset. An int, not a
+    datetime, because a sink needs it as one and building a datetime per message cost more
+    than the rest of the message together; `publish_time` is the datetime."""
     delivery_attempt: int
     """1 on first delivery; 0 when the subscription has no dead-letter policy (API rule)."""
+
+    @property
+    def publish_time(self) -> datetime | None:
+        """When Pub/Sub accepted it (aware UTC); None only if the server left it unset."""
+        micros = self.publish_micros
+        return None if micros is None else _EPOCH + timedelta(microseconds=micros)
 
 
 @dataclass(frozen=True)
@@ -517,10 +526,10 @@ class PubSubAdmin:
         path = self.subscription_path(subscription)
         for start in range(0, len(ack_ids), ACK_CHUNK):
             chunk = list(ack_ids[start : start + ACK_CHUNK])
+            # A raw protobuf request: proto-plus would convert the ids one by one (~2 µs each).
+            request = _ACK_REQUEST.wrap(_ACK_REQUEST.pb()(subscription=path, ack_ids=chunk))
             with _translated(f"acknowledging {len(chunk)} message(s) on {subscription!r}"):
-                self.subscriber.acknowledge(
-                    request={"subscription": path, "ack_ids": chunk}, timeout=self._timeout
-                )
+                self.subscriber.acknowledge(request=request, timeout=self._timeout)
 
     def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
         """Give messages back for redelivery now (ack deadline 0), e.g. after a failed load."""
@@ -551,6 +560,7 @@ class _LazyType:
 
 _PUBSUB_MESSAGE = _LazyType("PubsubMessage")
 _PUBLISH_REQUEST = _LazyType("PublishRequest")
+_ACK_REQUEST = _LazyType("AcknowledgeRequest")
 
 
 def _gapic_publish(client: Any, request: Any, retry: Any, timeout: float) -> Any:
@@ -585,24 +595,22 @@ _UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_
 
 
 def _received(raw: Any) -> ReceivedMessage:
-    """One `google.pubsub.v1.ReceivedMessage` protobuf → `ReceivedMessage`."""
+    """One `google.pubsub.v1.ReceivedMessage` protobuf → `ReceivedMessage` (~2 µs: the
+    attributes copied key by key, which is 3x faster than `dict()` of a protobuf map)."""
     message = raw.message
+    attributes = message.attributes
+    published = message.publish_time if message.HasField("publish_time") else None
     return ReceivedMessage(  # positional: the cheapest construction, once per message
         raw.ack_id,
         message.message_id,
         message.data,
-        dict(message.attributes),
-        _timestamp(message.publish_time) if message.HasField("publish_time") else None,
+        {key: attributes[key] for key in attributes},
+        None if published is None else published.seconds * 1_000_000 + published.nanos // 1000,
         raw.delivery_attempt,
     )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _timestamp(value: Any) -> datetime:
-    """A protobuf Timestamp → aware UTC datetime (microseconds; Pub/Sub's own precision)."""
-    return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
 
 
 def _duration(seconds: float) -> dict[str, int]:

@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,6 +69,7 @@ from dataplatform.privacy.policies import parse_rfc3339
 logger = logging.getLogger("dataplatform.local.runtime")
 
 UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PULL_MAX_MESSAGES = 1000
 IDLE_PULL_SECONDS = 5.0
 """An idle sink waits for messages in one pull of up to this long (the emulator answers it
@@ -107,7 +108,11 @@ class Received(Protocol):
     message_id: str
     data: bytes
     attributes: Mapping[str, str]
-    publish_time: datetime
+    publish_micros: int | None
+    """Microseconds since the epoch (what the columnar insert takes)."""
+
+    @property
+    def publish_time(self) -> datetime | None: ...
 
 
 class Subscriber(Protocol):
@@ -245,7 +250,7 @@ class EventRows:
         }
         attributes = _AttributesText()
         columns["message_id"] = [m.message_id for m in decoded]
-        columns["publish_time"] = [m.publish_time for m in decoded]
+        columns["publish_time"] = [m.publish_micros for m in decoded]
         columns["subscription_name"] = [self.path] * len(decoded)
         columns["attributes"] = [attributes(m.attributes) for m in decoded]
         return Converted([], failures, columns, len(decoded), lambda: self._rows(decoded, now).rows)
@@ -560,7 +565,8 @@ class Sink:
                 pass  # the ack deadline brings the messages back anyway
             raise
         self.subscriber.ack(self.plan.name, ack_ids)
-        newest = max((m.publish_time for m in messages if m.publish_time is not None), default=None)
+        micros = max((m.publish_micros for m in messages if m.publish_micros is not None), default=None)
+        newest = None if micros is None else EPOCH + timedelta(microseconds=micros)
         self.stats.loaded(len(messages), written, len(failures), newest, self.clock())
         return len(messages)
 

@@ -44,6 +44,7 @@ from tests.fixtures.privacy.keys import platform_keys
 from tests.unit.local.offline import OfflinePipeline
 
 UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
 PATH = "projects/p/subscriptions/track_played_v1-bq"
 
@@ -91,7 +92,7 @@ class ScriptedSubscriber:
 def received(data: bytes, n: int, attributes: dict[str, str] | None = None) -> ReceivedMessage:
     return ReceivedMessage(
         ack_id=f"ack-{n}", message_id=str(1000 + n), data=data, attributes=attributes or {"raw_message_id": "7"},
-        publish_time=NOW + timedelta(seconds=n % 60), delivery_attempt=1,
+        publish_micros=(NOW - EPOCH) // timedelta(microseconds=1) + (n % 60) * 1_000_000, delivery_attempt=1,
     )
 
 
