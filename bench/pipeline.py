@@ -22,8 +22,10 @@ Figures:
   for (a row in its table or a failed event; the request bodies are encoded before the
   clock starts, and the counting queries wait for the runtime's cheap `/sinks` counters);
 - floor 1, the Pub/Sub emulator's own publish→pull rate for the same number of messages of
-  the same size: the median warm pass's clean messages (Avro rows encoded offline from the same
-  events), published by 4 threads in batches of 1,000 to a fresh topic and pulled (without
+  the same size, measured right after each warm pass on that pass's clean messages (Avro rows
+  encoded offline from the same events); the ratio is the median of pass ÷ the floor next to
+  it (one floor measured minutes away from the passes moved the ratio from 0.25 to 0.55 on
+  its own on this noisy host). The messages are published by 4 threads in batches of 1,000 to a fresh topic and pulled (without
   waiting pulls, like the sinks: see `PubSubAdmin.pull`) + acked by 2 threads, on the
   stack's emulator — the least the pipeline pays to move its clean events through Pub/Sub
   once (it also moves the raw batches and the failed events);
@@ -52,7 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
@@ -75,6 +77,18 @@ TICKS = os.sysconf("SC_CLK_TCK")
 PUBLISH_THREADS = 4
 PULL_THREADS = 2
 INSERT_BATCH = 5000
+
+
+class Measured(NamedTuple):
+    """One measured warm pass and the emulator floor measured right after it."""
+
+    rate: float
+    floor_rate: float
+    run_id: str
+    report: DemoReport
+    cpu: dict[str, float]
+    rows: dict[str, list[dict[str, Any]]]
+    messages: list[bytes]
 
 
 # --------------------------------------------------------------------------- CPU per stage
@@ -256,14 +270,18 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(1, args.passes)):
             run_id = f"bench-warm-{random.getrandbits(24):06x}"
             report, cpu_of_pass = run_pass(state, catalog, args.events, args.users, args.seed, run_id)
-            measured.append((report.events_per_second, run_id, report, cpu_of_pass))
-        measured.sort(key=lambda item: item[0])
-        _, warm_id, warm, cpu = measured[len(measured) // 2]
-        for report in (cold, *warmup, *(m[2] for m in measured)):
+            # The emulator floor right after each pass, on that pass's clean messages: the
+            # host's noise moves both by ±30% within minutes, so each pass is compared with
+            # the floor measured next to it, not with one floor measured at another time.
+            rows, messages = clean_messages(catalog, args.events, args.users, args.seed, run_id)
+            floor_rate = len(messages) / emulator_floor(state, messages)
+            measured.append(Measured(report.events_per_second, floor_rate, run_id, report, cpu_of_pass, rows, messages))
+        by_rate = sorted(measured, key=lambda m: m.rate)
+        median = by_rate[len(by_rate) // 2]
+        warm, cpu, rows, messages = median.report, median.cpu, median.rows, median.messages
+        for report in (cold, *warmup, *(m.report for m in measured)):
             if not report.accounting.balanced:
                 print(f"  WARNING: run {report.run_id} is not balanced: {report.accounting.short()}")
-        rows, messages = clean_messages(catalog, args.events, args.users, args.seed, warm_id)
-        emulator_s = emulator_floor(state, messages)
         duckdb_s = duckdb_floor(catalog, rows)
     finally:
         if own:
@@ -272,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
 
     n_rows = sum(len(batch) for batch in rows.values())
     e2e = warm.events_per_second
-    emulator_rate = len(messages) / emulator_s
+    emulator_rates = sorted(m.floor_rate for m in measured)
+    emulator_rate = emulator_rates[len(emulator_rates) // 2]
+    ratios = sorted(m.rate / m.floor_rate for m in measured)
+    emulator_ratio = ratios[len(ratios) // 2]
     duckdb_rate = n_rows / duckdb_s
     size = sum(len(m) for m in messages) / max(1, len(messages))
     print(f"  cold pass (keys minted for first-seen users)  {cold.events_per_second:>9,.0f} events/s end to end "
@@ -280,10 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     if warmup:
         print(f"  warm-up passes (emulator JIT compiling)       {', '.join(f'{r.events_per_second:,.0f}' for r in warmup)} events/s")
     print(f"  warm passes: median                           {e2e:>9,.0f} events/s end to end "
-          f"(all: {', '.join(f'{m[0]:,.0f}' for m in measured)}; the median: {warm.send.posted:,} events in "
+          f"(all: {', '.join(f'{m.rate:,.0f}' for m in measured)}; the median: {warm.send.posted:,} events in "
           f"{warm.seconds_to_accounted:.1f} s, collect took them in {warm.send.seconds:.1f} s)")
-    print(f"  floor: Pub/Sub emulator publish→pull          {emulator_rate:>9,.0f} messages/s ({len(messages):,} messages of "
-          f"{size:.0f} bytes)   ratio {e2e / emulator_rate:.2f} (target ≥ 0.5)")
+    print(f"  floor: Pub/Sub emulator publish→pull          {emulator_rate:>9,.0f} messages/s, median ({len(messages):,} messages of "
+          f"{size:.0f} bytes; measured after each warm pass: {', '.join(f'{m.floor_rate:,.0f}' for m in measured)})")
+    print(f"         pass ÷ the floor measured after it     {emulator_ratio:>9.2f} median "
+          f"(all: {', '.join(f'{m.rate / m.floor_rate:.2f}' for m in measured)}; target ≥ 0.5)")
     print(f"  floor: DuckDB insert of the clean rows        {duckdb_rate:>9,.0f} rows/s ({n_rows:,} rows, {INSERT_BATCH:,} a statement)"
           f"   ratio {e2e / duckdb_rate:.2f}")
     wall = warm.seconds_to_accounted
@@ -297,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(cpu.values())
     print(f"  bound: {bound} ({bound_s / total:.0%} of the CPU the pipeline used); the machine was "
           f"{total / (wall * cores):.0%} busy with it; target ≥ 10,000 events/s end to end: "
-          f"{'met' if e2e >= 10_000 else 'not met'}; ≥ half the emulator's rate: {'met' if e2e >= emulator_rate / 2 else 'not met'}")
+          f"{'met' if e2e >= 10_000 else 'not met'}; ≥ half the emulator's rate: {'met' if emulator_ratio >= 0.5 else 'not met'}")
     return 0
 
 
