@@ -39,6 +39,8 @@ def test_up_and_status_report_the_running_stack(env: Stack) -> None:
     status = json.loads(invoke("local", "status", "--json").stdout)
     assert {p["name"] for p in status["processes"]} == {"pubsub", "firestore", "gcs", "collect", "anonymize", "forget", "runtime"}
     assert all(p["alive"] for p in status["processes"])
+    assert all(p["memory_bytes"] > 1_000_000 for p in status["processes"])
+    assert " MB" in invoke("local", "status").stdout
     assert "events.track_played_v1" in status["runtime"]["tables"]
     assert "Sinks" in invoke("local", "status").stdout
 

@@ -121,11 +121,18 @@ def local_status(as_json: JsonOption = False) -> None:
 
 def _print_processes(processes: list[dict[str, Any]]) -> None:
     table = Table(title="Processes", title_justify="left")
-    for column in ("name", "kind", "pid", "port", "state", "log"):
-        table.add_column(column)
+    for column in ("name", "kind", "pid", "port", "state", "memory", "log"):
+        table.add_column(column, justify="right" if column == "memory" else "left")
     for p in processes:
-        table.add_row(p["name"], p["kind"], str(p["pid"]), str(p["port"]), "running" if p["alive"] else "NOT RUNNING", p["log"])
+        table.add_row(
+            p["name"], p["kind"], str(p["pid"]), str(p["port"]), "running" if p["alive"] else "NOT RUNNING",
+            _megabytes(p.get("memory_bytes")), p["log"],
+        )
     console.print(table)
+
+
+def _megabytes(value: int | None) -> str:
+    return "-" if not value else f"{value / 1e6:,.0f} MB"
 
 
 # --------------------------------------------------------------------------- send

@@ -122,6 +122,22 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def group_memory_bytes(pgid: int) -> int:
+    """Resident memory of the live processes of group `pgid` (0 when none): what `local
+    status` shows, because the Pub/Sub emulator never frees a message (README)."""
+    total = 0
+    for pid in group_members(pgid):
+        try:
+            resident_pages = int((Path("/proc") / str(pid) / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # the process ended while we looked
+            continue
+        total += resident_pages * _PAGE_SIZE
+    return total
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)

@@ -52,7 +52,7 @@ import orjson
 
 from dataplatform.errors import PlatformError
 from dataplatform.local import emulators
-from dataplatform.local.emulators import Emulator, free_port
+from dataplatform.local.emulators import Emulator, free_port, group_memory_bytes
 from dataplatform.local.runtime import RuntimeClient
 from dataplatform.local.servers import (
     FUNCTIONS,
@@ -470,7 +470,7 @@ class Stack:
         processes = [
             {
                 "name": r.name, "kind": r.kind, "pid": r.pid, "pgid": r.pgid, "port": r.port, "url": r.url,
-                "alive": r.alive(), "log": r.log_path,
+                "alive": r.alive(), "memory_bytes": group_memory_bytes(r.pgid), "log": r.log_path,
             }
             for r in state.processes
         ]

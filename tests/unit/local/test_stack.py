@@ -155,6 +155,7 @@ def test_down_of_a_stale_state_stops_what_is_left(tmp_path: Path, started: list[
     stack._save(state(tmp_path, live, dead))
     status = stack.status()
     assert status["up"] is False and [p["alive"] for p in status["processes"]] == [True, False]
+    assert [p["memory_bytes"] > 0 for p in status["processes"]] == [True, False]
     with pytest.raises(PlatformError, match="partly down \\(collect not running\\)"):
         stack.require()
     assert stack.down() == ["pubsub"]
@@ -277,3 +278,23 @@ def test_without_definitions_only_up_complains(tmp_path: Path, monkeypatch: pyte
     assert stack.status()["up"] is False and stack.down() == []
     with pytest.raises(PlatformError, match="no definitions found"):
         stack.up()
+
+
+def test_group_memory_counts_every_live_member_of_the_group(tmp_path: Path, started: list[Any]) -> None:
+    from dataplatform.local.emulators import group_memory_bytes
+
+    record = sleeper(tmp_path, "pubsub", started)
+    members = group_members(record.pgid)
+    assert len(members) == 2  # the sleeper and its child
+    # VmRSS of each member, read from another /proc file than the one counted
+    rss = [
+        int(line.split()[1]) * 1024
+        for pid in members
+        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    ]
+
+    total = group_memory_bytes(record.pgid)
+
+    assert max(rss) < total and abs(total - sum(rss)) <= 0.2 * sum(rss)
+    assert group_memory_bytes(999_999_998) == 0
