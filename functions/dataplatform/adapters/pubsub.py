@@ -610,7 +610,8 @@ _UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_
 
 def _received(raw: Any) -> ReceivedMessage:
     """One `google.pubsub.v1.ReceivedMessage` protobuf → `ReceivedMessage` (~2 µs: the
-    attributes copied key by key, which is 3x faster than `dict()` of a protobuf map)."""
+    publish time as int microseconds, not a datetime, and the attributes copied key by key,
+    a little faster than `dict()` of a protobuf map)."""
     message = raw.message
     attributes = message.attributes
     published = message.publish_time if message.HasField("publish_time") else None
