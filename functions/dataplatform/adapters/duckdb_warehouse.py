@@ -106,7 +106,9 @@ compresses and rewrites every row group an insert touched since the last one, an
 row group of a table holds up to 122,880 rows: at the demo's rate a 16 MB threshold
 re-compressed those same rows again and again, and compression (FSST, zstd) was a third of
 the runtime's CPU. The file is checkpointed when it closes (`local down`) and every 1 GB of
-WAL; a crash only means a longer WAL replay at the next open."""
+WAL; a crash only means a longer WAL replay at the next open. The price is memory: rows not
+yet checkpointed stay in DuckDB's memory (measured: 363 MB of WAL held 365 MB, freed by the
+checkpoint), so the runtime grows by up to about 1 GB between checkpoints."""
 
 
 class DuckDBWarehouse(BaseWarehouse):
