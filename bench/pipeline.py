@@ -25,9 +25,9 @@ Figures:
   the same size, measured right after each warm pass on that pass's clean messages (Avro rows
   encoded offline from the same events); the ratio is the median of pass ÷ the floor next to
   it (one floor measured minutes away from the passes moved the ratio from 0.25 to 0.55 on
-  its own on this noisy host). The messages are published by 4 threads in batches of 1,000 to a fresh topic and pulled (without
-  waiting pulls, like the sinks: see `PubSubAdmin.pull`) + acked by 2 threads, on the
-  stack's emulator — the least the pipeline pays to move its clean events through Pub/Sub
+  its own on this noisy host). The messages are published by 4 threads in batches of 1,000
+  to a fresh topic and pulled (without waiting pulls, like the sinks: see
+  `PubSubAdmin.pull`) + acked by 2 threads, on the stack's emulator — the least the pipeline pays to move its clean events through Pub/Sub
   once (it also moves the raw batches and the failed events);
 - floor 2, a straight DuckDB insert of the same clean rows (`DuckDBWarehouse.insert_rows`
   in batches of 5,000, into a fresh database file) — the least the sink pays;
@@ -46,6 +46,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -290,10 +291,8 @@ def main(argv: list[str] | None = None) -> int:
 
     n_rows = sum(len(batch) for batch in rows.values())
     e2e = warm.events_per_second
-    emulator_rates = sorted(m.floor_rate for m in measured)
-    emulator_rate = emulator_rates[len(emulator_rates) // 2]
-    ratios = sorted(m.rate / m.floor_rate for m in measured)
-    emulator_ratio = ratios[len(ratios) // 2]
+    emulator_rate = statistics.median_high(m.floor_rate for m in measured)
+    emulator_ratio = statistics.median_high(m.rate / m.floor_rate for m in measured)
     duckdb_rate = n_rows / duckdb_s
     size = sum(len(m) for m in messages) / max(1, len(messages))
     print(f"  cold pass (keys minted for first-seen users)  {cold.events_per_second:>9,.0f} events/s end to end "

@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,7 +69,6 @@ from dataplatform.privacy.policies import parse_rfc3339
 logger = logging.getLogger("dataplatform.local.runtime")
 
 UTC = timezone.utc
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PULL_MAX_MESSAGES = 1000
 IDLE_PULL_SECONDS = 5.0
 """An idle sink waits for messages in one pull of up to this long (the emulator answers it
@@ -565,8 +564,10 @@ class Sink:
                 pass  # the ack deadline brings the messages back anyway
             raise
         self.subscriber.ack(self.plan.name, ack_ids)
-        micros = max((m.publish_micros for m in messages if m.publish_micros is not None), default=None)
-        newest = None if micros is None else EPOCH + timedelta(microseconds=micros)
+        latest = max(
+            (m for m in messages if m.publish_micros is not None), key=lambda m: m.publish_micros, default=None
+        )
+        newest = None if latest is None else latest.publish_time
         self.stats.loaded(len(messages), written, len(failures), newest, self.clock())
         return len(messages)
 
