@@ -28,7 +28,6 @@ Logs name the message id, the event type attribute and the counts; never payload
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 from collections.abc import Mapping, Sequence
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+import pybase64
 
 from dataplatform.compile.avro_codec import AvroCodec
 from dataplatform.pipeline.collect import FAILED_EVENTS_TOPIC, failed_event_message, publish_all
@@ -118,7 +118,7 @@ def decode_push(cloud_event: Any) -> PushMessage:
     if not isinstance(encoded, str):
         raise PoisonMessage("the Pub/Sub message's data is not a base64 string", _dump(message), message_id)
     try:
-        payload = base64.b64decode(encoded, validate=True)
+        payload = pybase64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise PoisonMessage("the Pub/Sub message's data is not valid base64", encoded.encode("utf-8", "surrogatepass"), message_id) from None
     attributes = message.get("attributes") or {}

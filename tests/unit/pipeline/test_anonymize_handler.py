@@ -112,9 +112,11 @@ def test_decode_push_accepts_json_text_data_and_a_message_without_data() -> None
         ([1, 2], "the CloudEvent data has no Pub/Sub \"message\" object"),
         (b"\xff not json", "the CloudEvent data is not JSON"),
         ({"message": {"data": "***not base64***", "messageId": "1"}}, "the Pub/Sub message's data is not valid base64"),
+        ({"message": {"data": "YWJj\u00e9", "messageId": "1"}}, "the Pub/Sub message's data is not valid base64"),
+        ({"message": {"data": "YQ", "messageId": "1"}}, "the Pub/Sub message's data is not valid base64"),
         ({"message": {"data": 12, "messageId": "1"}}, "the Pub/Sub message's data is not a base64 string"),
     ],
-    ids=["no-message", "array", "not-json", "bad-base64", "data-not-string"],
+    ids=["no-message", "array", "not-json", "bad-base64", "non-ascii-base64", "unpadded-base64", "data-not-string"],
 )
 def test_decode_push_poison(data: Any, detail: str) -> None:
     event = CloudEvent({"type": PUBSUB_CE_TYPE, "source": "//pubsub.googleapis.com/"}, None)

@@ -507,6 +507,8 @@ def test_failed_event_from_json_rejects_bad_values() -> None:
     for key, value, message in [
         ("failed_at", "noon", "failed_at is not an RFC 3339 timestamp"),
         ("payload_ciphertext", "***", "payload_ciphertext is not base64"),
+        ("payload_ciphertext", "YWJj\u00e9", "payload_ciphertext is not base64"),
+        ("payload_ciphertext", "YQ", "payload_ciphertext is not base64"),
         ("schema_version", "1", "schema_version must be an integer or null"),
         ("reason", "bad_vibes", "unknown failed-event reason 'bad_vibes'"),
         ("stage", "warehouse", "unknown failed-event stage 'warehouse'"),
