@@ -22,7 +22,10 @@ Checks, in order (the first failing one answers):
    defaults to the highest major version of the type, and the published event carries it
    explicitly, so a client that never sends it keeps working until it is migrated;
    `event_time` an RFC 3339 timestamp with `Z` or an offset; `payload` an object; no other
-   keys; at most `max_event_bytes` (100 KB) of compact JSON (→ `too_large`).
+   keys; at most `max_event_bytes` (100 KB) of compact JSON as published, i.e. with
+   `schema_version` filled in — the anonymizer's measure, so what collect accepts is never
+   `too_large` there (→ `too_large`, which wins over any other reason: an oversize event is
+   rejected as such).
 
 Accepted events are grouped by event type and major version: ONE message per group per
 request to `<name>_v<major>-raw`, carrying the raw batch envelope
@@ -187,28 +190,37 @@ def collect(body: bytes, headers: Mapping[str, str], deps: CollectDeps) -> Colle
         )
 
     now = deps.clock.now()
-    check_size = len(body) > limits.max_event_bytes
+    max_bytes = limits.max_event_bytes
+    body_may_hold_one = len(body) > max_bytes
     results: list[dict[str, Any]] = []
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[bytes]] = {}
     failed: list[FailedEvent] = []
     for index, event in enumerate(events):
-        checked = _check_event(event, deps.versions, limits if check_size else None)
-        if isinstance(checked, _Rejection):
-            event_id = _valid_event_id(event)
-            results.append(
-                {"index": index, "event_id": event_id, "status": "rejected", "reason": checked.reason, "detail": checked.detail}
-            )
-            failed.append(_failed_event(event, checked, now, deps.platform))
-        else:
+        checked = _check_event(event, deps.versions)
+        if not isinstance(checked, _Rejection):
             key, normalized = checked
-            groups.setdefault(key, []).append(normalized)
-            results.append({"index": index, "event_id": normalized["event_id"], "status": "accepted"})
+            # Serialized once: measured here and spliced into the raw batch as it is.
+            serialized = orjson.dumps(normalized)
+            if len(serialized) <= max_bytes:
+                groups.setdefault(key, []).append(serialized)
+                results.append({"index": index, "event_id": normalized["event_id"], "status": "accepted"})
+                continue
+            checked = _too_large(len(serialized), max_bytes)
+        elif body_may_hold_one:
+            # An oversize event is `too_large` whatever else is wrong with it.
+            size = len(orjson.dumps(event))
+            if size > max_bytes:
+                checked = _too_large(size, max_bytes)
+        results.append(
+            {"index": index, "event_id": _valid_event_id(event), "status": "rejected", "reason": checked.reason, "detail": checked.detail}
+        )
+        failed.append(_failed_event(event, checked, now, deps.platform))
 
     batch_id = uuid.uuid4().hex
     received_at = format_timestamp(now)
     batches: dict[str, list[Message]] = {}
     for key, accepted in groups.items():
-        data, encoding = raw_batch.encode(received_at, accepted)
+        data, encoding = raw_batch.encode_serialized(received_at, accepted)
         batches[f"{key}-raw"] = [Message(data, {"event_type": key, "batch_id": batch_id, **encoding})]
     if failed:
         batches[FAILED_EVENTS_TOPIC] = [failed_event_message(f) for f in failed]
@@ -286,14 +298,13 @@ class _Rejection:
     detail: str
 
 
-def _check_event(
-    event: object, versions: Mapping[str, tuple[int, ...]], limits: CollectLimits | None
-) -> tuple[str, dict[str, Any]] | _Rejection:
-    """(schema key, the event with schema_version set) or why it is rejected."""
-    if limits is not None:
-        size = len(orjson.dumps(event))
-        if size > limits.max_event_bytes:
-            return _Rejection("too_large", f"the event is {size} bytes of JSON; the limit is {limits.max_event_bytes}")
+def _too_large(size: int, limit: int) -> _Rejection:
+    return _Rejection("too_large", f"the event is {size} bytes of JSON; the limit is {limit}")
+
+
+def _check_event(event: object, versions: Mapping[str, tuple[int, ...]]) -> tuple[str, dict[str, Any]] | _Rejection:
+    """(schema key, the event with schema_version set) or why its envelope is rejected (the
+    size is checked by the caller, on the event as it will be published)."""
     if not isinstance(event, dict):
         return _Rejection(
             "invalid_envelope",

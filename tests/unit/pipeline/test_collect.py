@@ -313,6 +313,33 @@ def test_oversized_event_is_rejected_as_too_large(deps: CollectDeps, publisher: 
     assert [f.event_id for f in publisher.failed_events()] == ["big"]
 
 
+def test_the_limit_applies_to_the_event_as_published_with_its_schema_version(
+    schemas: tuple[EventSchema, ...], keys: PlatformKeys
+) -> None:
+    # Without schema_version the event is ',"schema_version":1' (19 bytes) shorter as sent
+    # than as published; the anonymizer measures it as published, so collect must too.
+    sent = {k: v for k, v in track("edge").items() if k != "schema_version"}
+    published_size = len(orjson.dumps({**sent, "schema_version": 1}))
+    assert published_size == len(orjson.dumps(sent)) + 19
+    for limit, status in [(published_size, "accepted"), (published_size - 1, "rejected")]:
+        publisher = RecordingPublisher()
+        deps = CollectDeps.create(schemas, [API_KEY], publisher, keys, FixedClock(), CollectLimits(max_event_bytes=limit))
+        _, answer = post(deps, body(sent))
+        assert answer["results"][0]["status"] == status, limit
+        if status == "rejected":
+            assert answer["results"][0]["reason"] == "too_large"
+            assert answer["results"][0]["detail"] == f"the event is {published_size} bytes of JSON; the limit is {limit}"
+        else:
+            assert raw_envelope(publisher, "track_played_v1-raw")["events"] == [{**sent, "schema_version": 1}]
+
+
+def test_an_oversize_event_is_too_large_whatever_else_is_wrong(deps: CollectDeps, publisher: RecordingPublisher) -> None:
+    big_and_unknown = track("big", event_type="no_such_event", payload={"pad": "x" * 100_000})
+    big_not_an_object = ["x" * 100_000]
+    _, answer = post(deps, body(big_and_unknown, big_not_an_object, track("small")))
+    assert [r.get("reason") for r in answer["results"]] == ["too_large", "too_large", None]
+
+
 def test_per_event_limit_is_configurable(schemas: tuple[EventSchema, ...], keys: PlatformKeys) -> None:
     publisher = RecordingPublisher()
     deps = CollectDeps.create(schemas, [API_KEY], publisher, keys, FixedClock(), CollectLimits(max_event_bytes=200))

@@ -20,6 +20,13 @@ def test_a_batch_round_trips_compressed_and_marked() -> None:
     assert orjson.loads(envelope_bytes(data, attributes)) == {"received_at": "2026-01-01T00:00:00.000000Z", "events": EVENTS}
 
 
+def test_events_serialized_one_by_one_make_the_same_message_byte_for_byte() -> None:
+    events = EVENTS + [{"event_id": "ü-1", "payload": {"text": "naïve \u2603 \"quoted\"", "f": 1.5, "none": None}}]
+    serialized = [orjson.dumps(event) for event in events]
+    assert raw_batch.encode_serialized("2026-01-01T00:00:00.000000Z", serialized) == encode("2026-01-01T00:00:00.000000Z", events)
+    assert raw_batch.encode_serialized("2026-01-01T00:00:00Z", []) == encode("2026-01-01T00:00:00Z", [])
+
+
 def test_a_message_without_content_encoding_is_plain_json() -> None:
     data = orjson.dumps({"received_at": "2026-01-01T00:00:00Z", "events": []})
     assert envelope_bytes(data, {"event_type": "t_v1"}) == data
