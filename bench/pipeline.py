@@ -60,6 +60,7 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
+from dataplatform import gc_tuning  # noqa: E402
 from dataplatform.adapters.local_kms import LocalKms  # noqa: E402
 from dataplatform.compile.avro_codec import codec_for  # noqa: E402
 from dataplatform.definitions.loader import load_catalog  # noqa: E402
@@ -248,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=3, help="Measured warm passes (the figure is their median).")
     parser.add_argument("--state-dir", type=Path, default=None, help="Use (and leave running) the stack of this state directory.")
     args = parser.parse_args(argv)
+    # The emulator floor's publisher and pullers run in this process: under the same
+    # collector settings as the stack's processes, so the floor is not handicapped.
+    gc_tuning.apply()
 
     own = args.state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="bench-pipeline-")) if own else args.state_dir

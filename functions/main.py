@@ -10,6 +10,9 @@ for the life of the instance) and delegates to one use case.
 - `forget`    HTTP: crypto-shred one user's keys (`pipeline/forget.py`).
 - `monitor`   HTTP (Cloud Scheduler, Data Transfer run notifications): freshness, quality
   checks and waiting partitions (`pipeline/monitor.py`).
+
+Importing this module sets the garbage collector's thresholds for the instance
+(`dataplatform/gc_tuning.py` says why and what it saves).
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import orjson
 
 from dataplatform.pipeline import anonymize_handler, collect as collect_use_case, forget as forget_use_case
 from dataplatform.pipeline import monitor as monitor_use_case
+from dataplatform import gc_tuning
 from dataplatform.settings import runtime
+
+gc_tuning.apply()
 
 
 @functions_framework.http

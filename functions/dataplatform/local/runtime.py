@@ -60,6 +60,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from dataplatform import gc_tuning
 from dataplatform.errors import PlatformError
 from dataplatform.local.topology import FAILED_EVENTS_TABLE, SinkPlan, Topology, plan_topology
 from dataplatform.pipeline import raw_batch
@@ -846,6 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads-per-sink", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    gc_tuning.apply()
 
     from dataplatform.adapters.duckdb_warehouse import DuckDBWarehouse
     from dataplatform.adapters.pubsub import PubSubAdmin
