@@ -25,10 +25,14 @@ Figures:
   the same size, measured right after each warm pass on that pass's clean messages (Avro rows
   encoded offline from the same events); the ratio is the median of pass ÷ the floor next to
   it (one floor measured minutes away from the passes moved the ratio from 0.25 to 0.55 on
-  its own on this noisy host). The messages are published by 4 threads in batches of 1,000
-  to a fresh topic and pulled (without waiting pulls, like the sinks: see
-  `PubSubAdmin.pull`) + acked by 2 threads, on the stack's emulator — the least the pipeline pays to move its clean events through Pub/Sub
-  once (it also moves the raw batches and the failed events);
+  its own on this noisy host). The messages go to fresh topics made like the clean topics
+  (one per event type, bound to its Avro schema, each message with anonymize's
+  `raw_message_id` attribute), published by 4 threads in batches of 1,000 and pulled
+  (without waiting pulls, like the sinks: see `PubSubAdmin.pull`) + acked by one thread per
+  subscription, like the runtime's sinks — the least the pipeline pays to move its clean
+  events through Pub/Sub once (it also moves the raw batches and the failed events). Until
+  2026-12-04 the floor used one topic without a schema and messages without attributes: 4
+  attributes a message fewer than the pipeline's (the emulator adds three for the schema);
 - floor 2, a straight DuckDB insert of the same clean rows (`DuckDBWarehouse.insert_rows`
   in batches of 5,000, into a fresh database file) — the least the sink pays;
 - the ratios end-to-end ÷ floor, and the CPU seconds each process of the stack used during
@@ -77,7 +81,6 @@ from tests.fakes import FixedClock, MemoryBlobStore, MemoryKeyStore  # noqa: E40
 UTC = timezone.utc
 TICKS = os.sysconf("SC_CLK_TCK")
 PUBLISH_THREADS = 4
-PULL_THREADS = 2
 INSERT_BATCH = 5000
 
 
@@ -90,7 +93,7 @@ class Measured(NamedTuple):
     report: DemoReport
     cpu: dict[str, float]
     rows: dict[str, list[dict[str, Any]]]
-    messages: list[bytes]
+    messages: dict[str, list[bytes]]
 
 
 # --------------------------------------------------------------------------- CPU per stage
@@ -133,9 +136,11 @@ def run_pass(state: StackState, catalog: Any, events: int, users: int, seed: int
     return report, {name: after[name] - before.get(name, 0.0) for name in after}
 
 
-def clean_messages(catalog: Any, events: int, users: int, seed: int, run_id: str) -> tuple[dict[str, list[dict[str, Any]]], list[bytes]]:
+def clean_messages(
+    catalog: Any, events: int, users: int, seed: int, run_id: str
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[bytes]]]:
     """The clean rows of the same events (anonymized offline, in-memory key store) and their
-    Avro messages: what the pipeline's clean topics carry, byte for byte in size."""
+    Avro messages, by schema key: what the pipeline's clean topics carry, byte for byte in size."""
     now = datetime.now(UTC)
     generated = EventGenerator(catalog.schemas, seed=seed, users=users, run_id=run_id, now=now).generate(events)
     with tempfile.TemporaryDirectory() as keys_dir:
@@ -159,58 +164,71 @@ def clean_messages(catalog: Any, events: int, users: int, seed: int, run_id: str
         result = anonymizer.anonymize(raw)
     rows = {key: list(value) for key, value in result.rows.items()}
     codecs = {s.key: codec_for(s) for s in catalog.schemas}
-    messages = [codecs[key].encode(row) for key, batch in rows.items() for row in batch]
+    messages = {key: [codecs[key].encode(row) for row in batch] for key, batch in rows.items()}
     return rows, messages
 
 
 # --------------------------------------------------------------------------- floors
 
 
-def emulator_floor(state: StackState, messages: Sequence[bytes]) -> float:
-    """Seconds for the stack's emulator to take `messages` (published by PUBLISH_THREADS in
-    batches of 1,000) and hand them out (pulled and acked by PULL_THREADS, 1,000 a pull)."""
+def emulator_floor(state: StackState, messages: Mapping[str, Sequence[bytes]]) -> float:
+    """Seconds for the stack's emulator to take `messages` and hand them out, on topics made
+    like the pipeline's clean topics: one per schema key, bound to that key's Avro schema (the
+    emulator then adds its three `googclient_schema*` attributes to every message, as on the
+    clean topics), each message with the `raw_message_id` attribute anonymize gives the clean
+    messages of one raw message (one mapping shared by up to 1,000). Published by
+    PUBLISH_THREADS in batches of 1,000; pulled (1,000 a pull, without waiting pulls, like the
+    sinks: see `PubSubAdmin.pull`) and acked by one thread per subscription, like the runtime's
+    sinks."""
     from dataplatform.adapters.pubsub import PubSubAdmin, PubSubPublisher
 
     tag = f"bench-floor-{random.getrandbits(32):08x}"
+    topics = {key: f"{tag}-{key}" for key in messages}
     with platform_environment(state.env):
         admin = PubSubAdmin(state.project)
         publisher = PubSubPublisher(state.project)
-        admin.ensure_topic(tag)
-        admin.ensure_pull_subscription(f"{tag}-sub", tag)
+        for key, topic in topics.items():
+            admin.ensure_topic(topic, schema_id=key)  # the stack created the schemas
+            admin.ensure_pull_subscription(f"{topic}-sub", topic)
         publisher.client  # noqa: B018 — the clients read the emulator host when they are created
         admin.subscriber  # noqa: B018
-    total = len(messages)
+    total = sum(len(batch) for batch in messages.values())
     pulled = [0]
     lock = threading.Lock()
     done = threading.Event()
 
-    def pull() -> None:
+    def pull(subscription: str) -> None:
         while not done.is_set():
-            got = admin.pull(f"{tag}-sub", 1000, wait=False)  # no waiting pull: see PubSubAdmin.pull
+            got = admin.pull(subscription, 1000, wait=False)
             if not got:
                 time.sleep(0.005)
             else:
-                admin.ack(f"{tag}-sub", [m.ack_id for m in got])
+                admin.ack(subscription, [m.ack_id for m in got])
                 with lock:
                     pulled[0] += len(got)
                     if pulled[0] >= total:
                         done.set()
 
-    chunks = [[Message(m, {}) for m in messages[i : i + 1000]] for i in range(0, total, 1000)]
+    chunks = []
+    for key, batch in messages.items():
+        for i in range(0, len(batch), 1000):
+            attributes = {"raw_message_id": str(10_000 + len(chunks))}
+            chunks.append((topics[key], [Message(m, attributes) for m in batch[i : i + 1000]]))
     started = time.perf_counter()
-    pullers = [threading.Thread(target=pull, daemon=True) for _ in range(PULL_THREADS)]
+    pullers = [threading.Thread(target=pull, args=(f"{topic}-sub",), daemon=True) for topic in topics.values()]
     for thread in pullers:
         thread.start()
     with ThreadPoolExecutor(PUBLISH_THREADS) as pool:
-        list(pool.map(lambda chunk: publisher.publish(tag, chunk), chunks))
+        list(pool.map(lambda chunk: publisher.publish(*chunk), chunks))
     if not done.wait(300):
         raise RuntimeError(f"the emulator handed out {pulled[0]} of {total} messages within 300 s")
     elapsed = time.perf_counter() - started
     for thread in pullers:
         thread.join(5)
     publisher.close()
-    admin.delete_subscription(f"{tag}-sub")
-    admin.delete_topic(tag)
+    for topic in topics.values():
+        admin.delete_subscription(f"{topic}-sub")
+        admin.delete_topic(topic)
     admin.close()
     return elapsed
 
@@ -279,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             # host's noise moves both by ±30% within minutes, so each pass is compared with
             # the floor measured next to it, not with one floor measured at another time.
             rows, messages = clean_messages(catalog, args.events, args.users, args.seed, run_id)
-            floor_rate = len(messages) / emulator_floor(state, messages)
+            floor_rate = sum(len(batch) for batch in messages.values()) / emulator_floor(state, messages)
             measured.append(Measured(report.events_per_second, floor_rate, run_id, report, cpu_of_pass, rows, messages))
         by_rate = sorted(measured, key=lambda m: m.rate)
         median = by_rate[len(by_rate) // 2]
@@ -298,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     emulator_rate = statistics.median_high(m.floor_rate for m in measured)
     emulator_ratio = statistics.median_high(m.rate / m.floor_rate for m in measured)
     duckdb_rate = n_rows / duckdb_s
-    size = sum(len(m) for m in messages) / max(1, len(messages))
+    all_messages = [m for batch in messages.values() for m in batch]
+    size = sum(len(m) for m in all_messages) / max(1, len(all_messages))
     print(f"  cold pass (keys minted for first-seen users)  {cold.events_per_second:>9,.0f} events/s end to end "
           f"({cold.send.posted:,} events in {cold.seconds_to_accounted:.1f} s)")
     if warmup:
@@ -306,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  warm passes: median                           {e2e:>9,.0f} events/s end to end "
           f"(all: {', '.join(f'{m.rate:,.0f}' for m in measured)}; the median: {warm.send.posted:,} events in "
           f"{warm.seconds_to_accounted:.1f} s, collect took them in {warm.send.seconds:.1f} s)")
-    print(f"  floor: Pub/Sub emulator publish→pull          {emulator_rate:>9,.0f} messages/s, median ({len(messages):,} messages of "
+    print(f"  floor: Pub/Sub emulator publish→pull          {emulator_rate:>9,.0f} messages/s, median ({len(all_messages):,} messages of "
           f"{size:.0f} bytes; measured after each warm pass: {', '.join(f'{m.floor_rate:,.0f}' for m in measured)})")
     print(f"         pass ÷ the floor measured after it     {emulator_ratio:>9.2f} median "
           f"(all: {', '.join(f'{m.rate / m.floor_rate:.2f}' for m in measured)}; target ≥ 0.5)")
