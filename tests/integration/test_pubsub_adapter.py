@@ -174,6 +174,22 @@ def test_schema_bound_topic(admin: PubSubAdmin) -> None:
     assert admin.topic_exists(topic)
 
 
+def test_a_schema_bound_topic_refuses_messages_that_do_not_match_its_schema(
+    admin: PubSubAdmin, publisher: PubSubPublisher
+) -> None:
+    # The emulator parses every message against the topic's Avro schema, as Pub/Sub does
+    # (measured: it makes a message ~40% dearer for the emulator, bench/README.md).
+    schema_id, topic = unique("schema"), unique("clean")
+    admin.ensure_schema(schema_id, '{"type":"record","name":"r","fields":[{"name":"a","type":"string"}]}')
+    admin.ensure_topic(topic, schema_id=schema_id)
+    admin.ensure_pull_subscription(f"{topic}-sub", topic)
+    assert len(publisher.publish(topic, [Message(b"\x06abc", {})])) == 1  # "abc" in Avro binary
+    with pytest.raises(TransientError, match="InvalidArgument; Pub/Sub refused the messages: .*the topic's schema") as info:
+        publisher.publish(topic, [Message(b"\x06abc", {}), Message(b"\x7fsecret payload", {})])
+    assert "secret payload" not in str(info.value)
+    assert [m.data for m in pull_all(admin, f"{topic}-sub", 1)] == [b"\x06abc"]  # all or nothing
+
+
 def test_invalid_names_and_settings_are_refused_before_any_call(admin: PubSubAdmin) -> None:
     with pytest.raises(PlatformError, match="invalid Pub/Sub topic id 'ab'"):
         admin.ensure_topic("ab")

@@ -174,11 +174,18 @@ class PubSubPublisher:
             # topic too: it may be being deployed; redelivery then dead-letters).
             from google.api_core import exceptions as gexc
 
-            hint = (
-                "the topic does not exist: create it (`dataplatform local up` / `pulumi up`)"
-                if isinstance(exc, gexc.NotFound)
-                else "retry later (event ids make a retry idempotent downstream)"
-            )
+            if isinstance(exc, gexc.NotFound):
+                hint = "the topic does not exist: create it (`dataplatform local up` / `pulumi up`)"
+            elif isinstance(exc, gexc.InvalidArgument):
+                # A retry cannot fix it; raising still gets the input redelivered and, after
+                # the last attempt, dead-lettered and recorded as failed events: not lost.
+                hint = (
+                    "Pub/Sub refused the messages: on a clean topic that means they do not match the "
+                    "topic's schema (the function and the topic's schema revision are out of step: "
+                    "deploy both from the same definitions)"
+                )
+            else:
+                hint = "retry later (event ids make a retry idempotent downstream)"
             raise TransientError(
                 f"publishing {len(messages)} message(s) to Pub/Sub topic {topic!r} failed: "
                 f"{type(exc).__name__}; {hint}"
@@ -382,7 +389,8 @@ class PubSubAdmin:
     def ensure_topic(self, topic: str, *, schema_id: str | None = None, encoding: str = "BINARY") -> bool:
         """Create `topic` unless it exists; with `schema_id`, bound to that schema (Avro BINARY).
 
-        The emulator stores the schema binding but does not enforce it; Pub/Sub does.
+        Pub/Sub, and the emulator too, then parses every message published to it against the
+        schema and refuses a request holding one that does not parse (`InvalidArgument`).
         """
         from google.api_core import exceptions as gexc
 
