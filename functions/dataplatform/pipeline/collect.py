@@ -197,6 +197,7 @@ def collect(body: bytes, headers: Mapping[str, str], deps: CollectDeps) -> Colle
     failed: list[FailedEvent] = []
     for index, event in enumerate(events):
         checked = _check_event(event, deps.versions)
+        as_sent: bytes | None = None  # the rejected event's JSON, when it is already at hand
         if not isinstance(checked, _Rejection):
             key, normalized = checked
             # Serialized once: measured here and spliced into the raw batch as it is.
@@ -206,15 +207,16 @@ def collect(body: bytes, headers: Mapping[str, str], deps: CollectDeps) -> Colle
                 results.append({"index": index, "event_id": normalized["event_id"], "status": "accepted"})
                 continue
             checked = _too_large(len(serialized), max_bytes)
+            as_sent = serialized if normalized is event else None
         elif body_may_hold_one:
             # An oversize event is `too_large` whatever else is wrong with it.
-            size = len(orjson.dumps(event))
-            if size > max_bytes:
-                checked = _too_large(size, max_bytes)
+            as_sent = orjson.dumps(event)
+            if len(as_sent) > max_bytes:
+                checked = _too_large(len(as_sent), max_bytes)
         results.append(
             {"index": index, "event_id": _valid_event_id(event), "status": "rejected", "reason": checked.reason, "detail": checked.detail}
         )
-        failed.append(_failed_event(event, checked, now, deps.platform))
+        failed.append(_failed_event(event, checked, now, deps.platform, as_sent))
 
     batch_id = uuid.uuid4().hex
     received_at = format_timestamp(now)
@@ -379,7 +381,11 @@ def _valid_event_id(event: object) -> str | None:
     return None
 
 
-def _failed_event(event: object, rejection: _Rejection, now: datetime, platform: Quarantine) -> FailedEvent:
+def _failed_event(
+    event: object, rejection: _Rejection, now: datetime, platform: Quarantine, as_sent: bytes | None = None
+) -> FailedEvent:
+    """The failed-event record of a rejected event; its payload is the event as sent
+    (`as_sent`: its compact JSON when the caller has it already, e.g. measured for size)."""
     event_id = _valid_event_id(event)
     event_type = version = event_time = None
     if isinstance(event, dict):
@@ -399,7 +405,7 @@ def _failed_event(event: object, rejection: _Rejection, now: datetime, platform:
         event_type=event_type,
         schema_version=version,
         event_time=event_time,
-        payload_ciphertext=platform.quarantine_encrypt(orjson.dumps(event), event_id or ""),
+        payload_ciphertext=platform.quarantine_encrypt(as_sent if as_sent is not None else orjson.dumps(event), event_id or ""),
     )
 
 

@@ -303,7 +303,9 @@ def test_bad_envelope_rejects_that_event_only(
     assert orjson.loads(keys.quarantine_decrypt(failed.payload_ciphertext, failed.event_id or "")) == event
 
 
-def test_oversized_event_is_rejected_as_too_large(deps: CollectDeps, publisher: RecordingPublisher) -> None:
+def test_oversized_event_is_rejected_as_too_large(
+    deps: CollectDeps, publisher: RecordingPublisher, keys: PlatformKeys
+) -> None:
     big = track("big", payload={"user_id": "u", "track_id": "x" * 100_000})
     status, answer = post(deps, body(track("small"), big))
     assert status == 200
@@ -311,6 +313,9 @@ def test_oversized_event_is_rejected_as_too_large(deps: CollectDeps, publisher: 
     assert answer["results"][1]["detail"].startswith("the event is 100")
     assert answer["results"][1]["detail"].endswith("bytes of JSON; the limit is 100000")
     assert [f.event_id for f in publisher.failed_events()] == ["big"]
+    (failed,) = publisher.failed_events()
+    assert failed.payload_ciphertext is not None
+    assert orjson.loads(keys.quarantine_decrypt(failed.payload_ciphertext, "big")) == big
 
 
 def test_the_limit_applies_to_the_event_as_published_with_its_schema_version(
@@ -329,6 +334,9 @@ def test_the_limit_applies_to_the_event_as_published_with_its_schema_version(
         if status == "rejected":
             assert answer["results"][0]["reason"] == "too_large"
             assert answer["results"][0]["detail"] == f"the event is {published_size} bytes of JSON; the limit is {limit}"
+            (failed,) = publisher.failed_events()
+            assert failed.payload_ciphertext is not None  # the event as it was sent, not as published
+            assert orjson.loads(keys.quarantine_decrypt(failed.payload_ciphertext, "edge")) == sent
         else:
             assert raw_envelope(publisher, "track_played_v1-raw")["events"] == [{**sent, "schema_version": 1}]
 
