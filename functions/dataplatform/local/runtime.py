@@ -402,6 +402,10 @@ class SinkStats:
     pulls: int = 0
     """Pull calls that returned messages (messages ÷ pulls = the mean pull size: below ~100,
     the emulator and the client spend most of their time on the calls themselves)."""
+    empty_pulls: int = 0
+    """Pull calls that came back empty: the polls of an active sink that found nothing yet,
+    and the idle waits that ended without a message. Each costs the client and the emulator
+    about what a full pull does."""
     rows: int = 0
     failures: int = 0
     errors: int = 0
@@ -432,6 +436,7 @@ class SinkStats:
                 "table": self.table,
                 "messages": self.messages,
                 "pulls": self.pulls,
+                "empty_pulls": self.empty_pulls,
                 "rows": self.rows,
                 "failures": self.failures,
                 "errors": self.errors,
@@ -528,8 +533,11 @@ class Sink:
                     self.stats.pulls += 1
                 if len(more) == size:
                     self.pull_size = min(self.max_messages, size * 2)
-            elif waiting:
-                return messages  # an idle wait that ended empty
+            else:
+                with self.stats.lock:
+                    self.stats.empty_pulls += 1
+                if waiting:
+                    return messages  # an idle wait that ended empty
             if len(messages) >= self.batch_messages or now >= deadline:
                 return messages
             if len(more) >= min(size, FULL_PULL):

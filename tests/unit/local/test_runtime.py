@@ -233,6 +233,7 @@ def test_an_idle_sink_waits_on_the_server_and_an_active_one_does_not(catalog: An
     sink = event_sink(catalog, subscriber, CountingWriter(), platform, timer=time_.timer, sleep=time_.sleep)
     assert sink.load_once() == 0  # idle: one waiting pull, nothing came, no pause of its own
     assert subscriber.waits == [True] and time_.sleeps == []
+    assert (sink.stats.snapshot()["pulls"], sink.stats.snapshot()["empty_pulls"]) == (0, 1)
     subscriber.put("track_played_v1-bq", clean_messages(catalog, outcome)[:5])
     assert sink.load_once() == 5
     assert subscriber.waits[1] is True and set(subscriber.waits[2:]) == {False}  # then it paces itself
@@ -271,6 +272,7 @@ def test_a_backlog_is_pulled_without_pausing(catalog: Any, outcome: Any, platfor
     sink = event_sink(catalog, subscriber, writer, platform, timer=time_.timer, sleep=time_.sleep)
     assert sink.load_once() == 1200 and time_.sleeps == []  # full pulls, then one empty: the backlog is drained
     assert subscriber.waits == [True] + [False] * 12
+    assert (sink.stats.snapshot()["pulls"], sink.stats.snapshot()["empty_pulls"]) == (12, 1)
 
 
 def test_a_failed_insert_nacks_the_batch_for_redelivery(catalog: Any, outcome: Any, platform: PlatformKeys) -> None:
