@@ -7,8 +7,7 @@ second, each walking every young object, and the survivors (a request's events, 
 gathered rows) were walked again by every older-generation collection until released.
 Measured with `gc.callbacks` on the local stack (CPU seconds in collections ÷ the
 process's CPU seconds, 7 passes of 20,000 events): collect 17%, anonymize 11%, the local
-runtime 6%. With `THRESHOLDS` the same passes spent 0.7%, 1.4% and 0.5% there, and each
-process used ~15–25% less CPU per event.
+runtime 6%. With `THRESHOLDS` the same passes spent 0.7%, 1.4% and 0.5% there.
 
 Nothing in these processes relies on prompt collection of cycles (reference counting frees
 everything else at once): a young generation of 50,000 objects holds at most a few MB of
