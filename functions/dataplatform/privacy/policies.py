@@ -118,10 +118,11 @@ def truncate_ip(text: str) -> str:
         if packed[:12] == _IPV4_MAPPED_PREFIX:
             return inet_ntop(AF_INET, packed[12:15] + b"\x00")
         return inet_ntop(AF_INET6, packed[:6] + _ZERO_80_BITS)
-    raise FieldRejected("not an IP address: expected IPv4 a.b.c.d or IPv6")
+    raise FieldRejected(_NOT_AN_IP)
 
 
 _IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+_NOT_AN_IP = "not an IP address: expected IPv4 a.b.c.d or IPv6"
 _ZERO_80_BITS = bytes(10)
 
 
@@ -129,7 +130,7 @@ def _truncate_ipv6_slow(text: str) -> str:
     try:
         address = ipaddress.IPv6Address(text)
     except ValueError:
-        raise FieldRejected("not an IP address: expected IPv4 a.b.c.d or IPv6") from None
+        raise FieldRejected(_NOT_AN_IP) from None
     if address.ipv4_mapped is not None:
         return truncate_ip(str(address.ipv4_mapped))
     # Rebuilt from the integer so a zone id (`fe80::1%eth0`) never survives.
