@@ -8,11 +8,13 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: venv demo test validate plan bench clean
 
-$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml native/setup.py native/dataplatform_avro.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	# The Avro codec's hot loops in C (gcc + Python headers); the code falls back to Python without it.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps ./native
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -27,12 +27,18 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
+from functools import partial
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from dataplatform.compile.avro import avro_schema
 from dataplatform.definitions.models import EventSchema
 from dataplatform.errors import PlatformError
+
+try:  # the C build of the hot loops (native/): optional, the generated Python is the fallback
+    import dataplatform_avro as _native
+except ImportError:  # pragma: no cover — e.g. on Cloud Functions, which does not build native/
+    _native = None
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -115,6 +121,8 @@ def read_long(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if shift > 70:
             raise AvroDecodeError("varint longer than 10 bytes")
+    if n >> 64:  # a 10th byte with more than its one bit: not an Avro long (int64)
+        raise AvroDecodeError("varint overflows a 64-bit long")
     return (n >> 1) ^ -(n & 1), pos
 
 
@@ -310,6 +318,7 @@ _NAMESPACE: dict[str, Any] = {
     "_days": _days,
     "_pack_double": _pack_double,
     "_unpack_double": _unpack_double,
+    "_StructError": struct.error,  # packing a non-number as a double
     "_timestamp": _timestamp,
     "_date": _date,
 }
@@ -326,7 +335,7 @@ def _compile(
     enc.add(2, "if not isinstance(row, Mapping): raise TypeError")
     for field in record["fields"]:
         _emit_field(enc, 2, field, "row", field["name"], paths)
-    enc.add(1, "except (TypeError, AttributeError, KeyError, ValueError, OverflowError, IndexError) as exc:")
+    enc.add(1, "except (TypeError, AttributeError, KeyError, ValueError, OverflowError, IndexError, _StructError) as exc:")
     enc.add(2, "raise _Failed(at, exc) from None")
     enc.add(1, "return bytes(out)")
 
@@ -355,6 +364,45 @@ def _compile(
     return namespace["encode"], namespace["decode"], namespace["decode_values"], paths
 
 
+_NATIVE_KINDS = {
+    "string": 1, "bytes": 2, "long": 3, "double": 4, "boolean": 5,
+    "timestamp-micros": 6, "date": 7, "record": 8, "array": 9, "union": 10,
+}
+"""`dataplatform_avro`'s node kinds (its STRING..UNION constants; a test checks they agree)."""
+
+
+def _program(record: Mapping[str, Any]) -> tuple[tuple, list[str]]:
+    """The schema as `dataplatform_avro`'s program spec, and the error messages it indexes.
+
+    A node is `(kind, at, arg)`: `at` indexes the "column … (expected …)" message (-1 for a
+    union, whose branch reports), `arg` is a record's fields `((name, missing_at, node), …)`,
+    an array's item node, a union's non-null node. The messages come in the code generator's
+    order (`_emit_field` / `_emit_encode`), so both backends name the same column."""
+    paths: list[str] = []
+
+    def node(avro_type: Any, path: str) -> tuple:
+        kind = _kind(avro_type)
+        if kind == "union":
+            return (_NATIVE_KINDS[kind], -1, node(avro_type[1], path))
+        paths.append(f"column {path} (expected {_EXPECTED[kind]})")
+        at = len(paths) - 1
+        if kind == "record":
+            return (_NATIVE_KINDS[kind], at, fields(avro_type["fields"], f"{path}."))
+        if kind == "array":
+            return (_NATIVE_KINDS[kind], at, node(avro_type["items"], f"{path}[]"))
+        return (_NATIVE_KINDS[kind], at, None)
+
+    def fields(specs: Any, prefix: str) -> tuple:
+        out = []
+        for field in specs:
+            paths.append(f"column {prefix}{field['name']} is missing")
+            missing_at = len(paths) - 1
+            out.append((field["name"], missing_at, node(field["type"], f"{prefix}{field['name']}")))
+        return tuple(out)
+
+    return (_NATIVE_KINDS["record"], -1, fields(record["fields"], "")), paths
+
+
 class _Failed(Exception):
     def __init__(self, at: int, cause: BaseException) -> None:
         super().__init__(at)
@@ -368,17 +416,31 @@ class AvroCodec:
     Build once per schema (`codec_for` caches) and share: it is immutable and thread-safe.
     """
 
-    __slots__ = ("key", "schema", "columns", "_encode", "_decode", "_decode_values", "_paths")
+    __slots__ = ("key", "schema", "columns", "backend", "_encode", "_decode", "_decode_values", "_paths")
 
-    def __init__(self, schema: EventSchema) -> None:
+    def __init__(self, schema: EventSchema, *, backend: str | None = None) -> None:
+        """`backend`: "c" (`dataplatform_avro`, built by `make venv` from native/), "python"
+        (the generated code), or None for C when it is installed and Python otherwise."""
         self.key = schema.key
         self.schema: dict = avro_schema(schema)
         self.columns: tuple[str, ...] = tuple(field["name"] for field in self.schema["fields"])
         """The top-level columns, in the order `decode_values` returns them."""
-        self._encode, self._decode, self._decode_values, self._paths = _compile(self.schema)
+        self.backend = backend or DEFAULT_BACKEND
+        if self.backend == "c":
+            if _native is None:
+                raise PlatformError("the C Avro codec (dataplatform_avro) is not installed: run `make venv`")
+            spec, self._paths = _program(self.schema)
+            program = _native.compile(spec)
+            self._encode = partial(_native.encode, program)
+            self._decode = partial(_native.decode, program)
+            self._decode_values = partial(_native.decode_values, program)
+        elif self.backend == "python":
+            self._encode, self._decode, self._decode_values, self._paths = _compile(self.schema)
+        else:
+            raise PlatformError(f"unknown Avro codec backend {backend!r}: 'c' or 'python'")
 
     def __repr__(self) -> str:
-        return f"AvroCodec({self.key!r})"
+        return f"AvroCodec({self.key!r}, backend={self.backend!r})"
 
     def encode(self, row: Mapping[str, Any]) -> bytes:
         """One clean row → one Avro BINARY message body."""
@@ -417,14 +479,23 @@ class AvroCodec:
             ) from None
 
 
-_CODECS: dict[tuple[str, int], tuple[EventSchema, AvroCodec]] = {}
+_CODECS: dict[tuple[str, int, str], tuple[EventSchema, AvroCodec]] = {}
 
 
-def codec_for(schema: EventSchema) -> AvroCodec:
+def codec_for(schema: EventSchema, *, backend: str | None = None) -> AvroCodec:
     """The cached codec of `schema` (compiled on first use; recompiled if the schema changed)."""
-    cached = _CODECS.get((schema.name, schema.version))
+    key = (schema.name, schema.version, backend or DEFAULT_BACKEND)
+    cached = _CODECS.get(key)
     if cached is not None and cached[0] == schema:
         return cached[1]
-    codec = AvroCodec(schema)
-    _CODECS[(schema.name, schema.version)] = (schema, codec)
+    codec = AvroCodec(schema, backend=backend)
+    _CODECS[key] = (schema, codec)
     return codec
+
+
+if _native is not None:
+    _native.configure(Mapping, EPOCH, AvroDecodeError, _Failed, _timestamp, _date)
+DEFAULT_BACKEND = "c" if _native is not None else "python"
+"""The backend `codec_for` uses: C wherever native/ was built (the local stack, tests,
+benchmarks), the generated Python elsewhere (a Cloud Function's source archive has no
+C build step; BigQuery's own subscription decodes in GCP)."""

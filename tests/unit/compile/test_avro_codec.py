@@ -2,6 +2,8 @@
 
 Rows are generated from each schema's Avro record (nested records, arrays, nullable unions,
 bytes, timestamps, dates, extreme longs), and real anonymizer output is round-tripped too.
+Every test runs under both backends (the C build of native/ and the generated Python);
+test_avro_backends.py compares the two with each other.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dataplatform.compile import avro_codec
 from dataplatform.compile.avro_codec import (
     AvroCodec,
     AvroDecodeError,
@@ -40,6 +43,13 @@ SCHEMAS = {
     **{name: compile_schemas.load(name) for name in compile_schemas.NAMES},
     **{name: privacy_schemas.load(name) for name in privacy_schemas.NAMES},
 }
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with `codec_for` building codecs of this backend."""
+    monkeypatch.setattr(avro_codec, "DEFAULT_BACKEND", request.param)
+    return request.param
 
 
 def _values(avro_type: Any) -> st.SearchStrategy[Any]:
@@ -97,7 +107,7 @@ def _fastavro_read(schema: dict, data: bytes) -> dict:
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_codec_agrees_with_fastavro(name: str, data: st.DataObject) -> None:
     codec = codec_for(SCHEMAS[name])
@@ -216,8 +226,8 @@ def test_long_out_of_range_is_refused() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.fixture(scope="module")
-def track() -> AvroCodec:
+@pytest.fixture
+def track(backend: str) -> AvroCodec:
     return codec_for(SCHEMAS["track_played"])
 
 
@@ -241,6 +251,9 @@ def test_missing_column_names_it(track: AvroCodec) -> None:
         ("event_time", datetime(2024, 1, 1), "column event_time (expected an aware datetime (TIMESTAMP))"),
         ("event_time", "2024-01-01T00:00:00Z", "column event_time (expected an aware datetime (TIMESTAMP))"),
         ("user_pseudonym", None, "column user_pseudonym (expected a str (STRING))"),
+        ("volume", "loud", "column volume (expected a float (FLOAT64))"),
+        ("volume", True, "column volume (expected a float (FLOAT64))"),
+        ("volume", 10**400, "column volume (expected a float (FLOAT64))"),
     ],
 )
 def test_wrong_value_names_the_column_and_never_the_value(
@@ -325,3 +338,4 @@ def test_timestamps_keep_microseconds_and_any_offset_becomes_utc(track: AvroCode
 def test_a_row_that_is_not_a_mapping_is_refused(track: AvroCodec) -> None:
     with pytest.raises(AvroEncodeError, match="the row is not a mapping"):
         track.encode(["event_id"])  # type: ignore[arg-type]
+
