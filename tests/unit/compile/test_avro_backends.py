@@ -94,3 +94,47 @@ def test_c_encode_fails_like_python_on_rows_built_wrong() -> None:
                 codec[backend].encode(bad)
             messages.append(str(info.value))
         assert messages[0] == messages[1]
+
+
+def test_c_backend_does_not_leak_on_success_or_error_paths() -> None:
+    """A reference the C code forgets to release (the usual bug on error paths) shows as
+    memory that grows with the calls: many encode/decode calls, half of them failing, must
+    leave Python's allocated memory where a few calls left it."""
+    import gc
+    import tracemalloc
+
+    codec = AvroCodec(SCHEMAS["profile_probe"], backend="c")
+    row = _sample(codec.schema)
+    data = codec.encode(row)
+    bad_rows = []
+    for column, value in [("context", []), ("tags", [1]), ("day", "2024-05-01"), ("score", "high")]:
+        bad = _sample(codec.schema)
+        bad[column] = value
+        bad_rows.append(bad)
+    bad_bytes = [data[: len(data) // 2], data + b"\x00", b"\xff" * 12]
+
+    def calls(rounds: int) -> None:
+        for _ in range(rounds):
+            codec.encode(row)
+            codec.decode(data)
+            codec.decode_values(data)
+            for bad in bad_rows:
+                with pytest.raises(AvroEncodeError):
+                    codec.encode(bad)
+            for raw in bad_bytes:
+                for method in (codec.decode, codec.decode_values):
+                    with pytest.raises(AvroDecodeError):
+                        method(raw)
+
+    tracemalloc.start()
+    try:
+        calls(200)  # caches and free lists settle
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        calls(2000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 2,000 rounds × 14 calls: one leaked object a call would be ≥ 28,000 × ~50 bytes.
+    assert grown < 64 * 1024, f"{grown} bytes still allocated after 28,000 calls"
