@@ -588,6 +588,7 @@ def wait_accounted(
     progress: Progress = _no_progress,
     poll: float = POLL_SECONDS,
     rows_loaded: Callable[[], int] | None = None,
+    on_complete: Callable[[], None] | None = None,
 ) -> tuple[Accounting, float]:
     """Poll until `sent == loaded + failed` for every type; the exact accounting and the
     `time.perf_counter()` at which the counts first showed everything (before the exact
@@ -599,7 +600,10 @@ def wait_accounted(
     reaches the number of distinct events the counting queries cannot balance and are not
     run: they scan every table, on the machine whose pipeline is being measured. The gate
     only saves work, it decides nothing: the queries still run every `GATE_FALLBACK_SECONDS`
-    (a runtime restarted mid-run counts from zero again)."""
+    (a runtime restarted mid-run counts from zero again).
+
+    `on_complete` is called each time the counts show every event, before the exact check
+    (which, with an overlap, can send the wait on: then it is called again later)."""
     deadline = time.monotonic() + timeout
     total = len({e.seq for e in accountant.events})
     last: dict[str, TypeAccount] | None = None
@@ -615,6 +619,8 @@ def wait_accounted(
             done = sum(min(t.sent, t.loaded + t.failed) for t in last.values())
             progress("load", done, total)
             if all(t.loaded + t.failed >= t.sent for t in last.values()):
+                if on_complete is not None:
+                    on_complete()
                 accounting = accountant.exact()
                 if accounting.balanced:
                     return accounting, complete_at
@@ -647,6 +653,7 @@ def run_demo(
     stack_started: bool = False,
     now: datetime | None = None,
     on_start: Callable[[], None] | None = None,
+    on_complete: Callable[[], None] | None = None,
     rows_loaded: Callable[[], int] | None = None,
 ) -> DemoReport:
     """Generate, send, wait until accounted, report (the stack must be up).
@@ -655,7 +662,9 @@ def run_demo(
     bodies is the client's work, not the pipeline's. `rows_loaded` (the runtime's sink
     counters, `sink_rows`) spares the warehouse the counting queries while rows are still
     missing (see `wait_accounted`).
-    `on_start` is called just before it (the benchmark reads CPU counters there)."""
+    `on_start` is called just before it and `on_complete` when the counts first show every
+    event (the clock's stop, before the exact check by id): the benchmark reads CPU counters
+    at both, so the accounting queries after the stop are not billed to the pipeline."""
     run_id = run_id or f"demo-{secrets.token_hex(4)}"
     started_at = (now or datetime.now(UTC)).astimezone(UTC)
     generator = EventGenerator(
@@ -679,7 +688,9 @@ def run_demo(
     began = time.perf_counter()
     report = send(events, collect, concurrency=config.concurrency, progress=progress, requests=requests)
     accountant = Accountant(schemas, events, report, scope, querier)
-    accounting, complete_at = wait_accounted(accountant, timeout=config.timeout, progress=progress, rows_loaded=since_start)
+    accounting, complete_at = wait_accounted(
+        accountant, timeout=config.timeout, progress=progress, rows_loaded=since_start, on_complete=on_complete
+    )
     elapsed = complete_at - began
     sample = accountant.sample(config.sample_rows) if config.sample_rows else []
     return DemoReport(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -235,6 +236,29 @@ def test_waiting_ends_when_everything_is_loaded(catalog: Any, service: LoadingSe
     releaser.join()
     assert accounting.balanced
     assert seen[0] < seen[-1] == len({e.seq for e in events})
+
+
+def test_on_complete_is_called_when_the_counts_balance_and_before_the_exact_check(
+    catalog: Any, service: LoadingService, warehouse: DuckDBWarehouse, now: datetime
+) -> None:
+    """The benchmark reads CPU counters in `on_complete`: it must come once the counts show
+    every event, at the clock's stop, and before the exact check's queries."""
+    events = EventGenerator(catalog.schemas, run_id="done", now=now).generate(200)
+    service.hold = True
+    report = send(events, CollectClient(service.url, API_KEY))
+    querier = JsonQuerier(warehouse)
+    accountant = Accountant(catalog.schemas, events, report, scope_of("done", now), querier)
+    calls: list[tuple[float, int]] = []
+    releaser = threading.Timer(0.3, service.release)
+    releaser.start()
+    accounting, complete_at = wait_accounted(
+        accountant, timeout=20, poll=0.05, on_complete=lambda: calls.append((time.perf_counter(), querier.queries))
+    )
+    releaser.join()
+    assert accounting.balanced and len(calls) == 1
+    called_at, queries_then = calls[0]
+    assert complete_at <= called_at
+    assert 0 < queries_then < querier.queries  # after the counting queries, before the exact ones
 
 
 def test_the_counting_queries_wait_for_the_row_counter(
