@@ -338,4 +338,3 @@ def test_timestamps_keep_microseconds_and_any_offset_becomes_utc(track: AvroCode
 def test_a_row_that_is_not_a_mapping_is_refused(track: AvroCodec) -> None:
     with pytest.raises(AvroEncodeError, match="the row is not a mapping"):
         track.encode(["event_id"])  # type: ignore[arg-type]
-
